@@ -1,0 +1,73 @@
+#pragma once
+// Shared helpers of the test suite: tolerant comparison with a useful failure
+// message (index, both values, max error), seeded random inputs, gradcheck
+// as a Catch2 assertion, and the skip rule of [cuda] tests.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "ssm.h"
+
+namespace ssm::testing {
+
+// Fails unless |a - b| <= atol + rtol |b| everywhere (b is the reference).
+inline void require_close(const Tensor& a, const Tensor& b, double atol = 1e-6,
+                          double rtol = 1e-5) {
+  INFO("actual " << a.desc() << ", expected " << b.desc());
+  REQUIRE(a.shape() == b.shape());
+  const auto av = a.to_vector<double>();
+  const auto bv = b.to_vector<double>();
+  double max_err = 0.0;
+  std::int64_t worst = -1;
+  for (std::size_t i = 0; i < av.size(); ++i) {
+    const double err = std::abs(av[i] - bv[i]);
+    const bool ok = err <= atol + rtol * std::abs(bv[i]) || (std::isnan(av[i]) && std::isnan(bv[i]));
+    if (!ok && (worst < 0 || err > max_err)) {
+      max_err = err;
+      worst = static_cast<std::int64_t>(i);
+    }
+  }
+  if (worst >= 0) {
+    FAIL("mismatch at flat index " << worst << ": actual " << av[worst] << ", expected "
+                                   << bv[worst] << ", max error " << max_err);
+  }
+}
+
+// A float64 tensor of uniform values in [lo, hi) from a seeded generator.
+inline Tensor random_tensor(const Shape& shape, std::uint64_t seed, double lo = -1.0,
+                            double hi = 1.0, DType dtype = DType::Float64,
+                            bool requires_grad = true) {
+  Generator gen(seed);
+  Tensor t = Tensor::empty(shape, dtype);
+  uniform_(t, lo, hi, gen);
+  if (requires_grad) t.set_requires_grad(true);
+  return t;
+}
+
+inline void require_gradcheck(const GradcheckFn& f, const std::vector<Tensor>& inputs,
+                              const GradcheckOptions& options = {}) {
+  const GradcheckResult r = gradcheck(f, inputs, options);
+  INFO(r.message);
+  REQUIRE(r.ok);
+}
+
+// Returns false, with a message in the test log, when no GPU is visible.
+inline bool cuda_or_skip() {
+  if (cuda_available()) return true;
+  WARN("skipped: no CUDA GPU visible");
+  return false;
+}
+
+// The message of the ssm::Error that f throws ("" when none is thrown).
+template <class F>
+std::string error_message(F&& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace ssm::testing
