@@ -17,11 +17,10 @@ Tensor accumulate(const Tensor& acc, const Tensor& g) {
   return kernels::binary_forward(kernels::BinaryOp::Add, acc, g);
 }
 
-void check_grad(const char* op, const Tensor& g, const Shape& shape, DType dtype,
-                Device device) {
-  SSM_CHECK(g.shape() == shape && g.dtype() == dtype && g.device() == device, "backward",
-            "op '", op, "' returned a gradient ", g.desc(), " for an input of shape ",
-            shape_str(shape), " ", dtype_name(dtype), " ", device.str());
+void check_grad(const char* op, const Tensor& g, const Shape& shape, DType dtype, Device device) {
+  SSM_CHECK(g.shape() == shape && g.dtype() == dtype && g.device() == device, "backward", "op '",
+            op, "' returned a gradient ", g.desc(), " for an input of shape ", shape_str(shape),
+            " ", dtype_name(dtype), " ", device.str());
 }
 
 }  // namespace
@@ -45,8 +44,8 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
   return false;
 }
 
-void record(const char* name, const std::vector<Tensor>& inputs,
-            const std::vector<Tensor>& outputs, BackwardFn backward) {
+void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward) {
   TapeEntry e;
   e.name = name;
   e.backward = std::move(backward);
@@ -76,9 +75,8 @@ void record(const char* name, const std::vector<Tensor>& inputs,
 }
 
 void backward(const Tensor& loss) {
-  SSM_CHECK(loss.defined() && loss.numel() == 1, "backward",
-            "expected a one-element loss, got ", loss.desc(),
-            " (use backward(t, grad) for a non-scalar output)");
+  SSM_CHECK(loss.defined() && loss.numel() == 1, "backward", "expected a one-element loss, got ",
+            loss.desc(), " (use backward(t, grad) for a non-scalar output)");
   backward(loss, Tensor::ones(loss.shape(), loss.dtype(), loss.device()));
 }
 
@@ -117,8 +115,8 @@ void backward(const Tensor& t, const Tensor& grad) {
       if (!gout[k].defined()) gout[k] = Tensor::zeros(e.output_shapes[k], e.dtype, e.device);
     }
     GradList gin = e.backward(gout);
-    SSM_CHECK(gin.size() == e.inputs.size(), "backward", "op '", e.name, "' returned ",
-              gin.size(), " gradients for ", e.inputs.size(), " inputs");
+    SSM_CHECK(gin.size() == e.inputs.size(), "backward", "op '", e.name, "' returned ", gin.size(),
+              " gradients for ", e.inputs.size(), " inputs");
     for (std::size_t k = 0; k < gin.size(); ++k) {
       const TapeInput& in = e.inputs[k];
       if (!in.requires_grad || !gin[k].defined()) continue;

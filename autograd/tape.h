@@ -64,8 +64,8 @@ bool needs_grad(const std::vector<Tensor>& inputs);
 
 // Records an op: marks the outputs as requiring grad (non-leaf) and appends
 // the entry. Call only when needs_grad(...) is true.
-void record(const char* name, const std::vector<Tensor>& inputs,
-            const std::vector<Tensor>& outputs, BackwardFn backward);
+void record(const char* name, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward);
 
 // backward(loss): loss must have one element; its gradient is 1.
 void backward(const Tensor& loss);

@@ -41,14 +41,24 @@ struct BFloat16 {
 template <class T>
 constexpr DType dtype_of();
 template <>
-constexpr DType dtype_of<float>() { return DType::Float32; }
+constexpr DType dtype_of<float>() {
+  return DType::Float32;
+}
 template <>
-constexpr DType dtype_of<double>() { return DType::Float64; }
+constexpr DType dtype_of<double>() {
+  return DType::Float64;
+}
 template <>
-constexpr DType dtype_of<std::int32_t>() { return DType::Int32; }
+constexpr DType dtype_of<std::int32_t>() {
+  return DType::Int32;
+}
 template <>
-constexpr DType dtype_of<std::int64_t>() { return DType::Int64; }
+constexpr DType dtype_of<std::int64_t>() {
+  return DType::Int64;
+}
 template <>
-constexpr DType dtype_of<BFloat16>() { return DType::BFloat16; }
+constexpr DType dtype_of<BFloat16>() {
+  return DType::BFloat16;
+}
 
 }  // namespace ssm

@@ -26,9 +26,9 @@ template <class... Parts>
 }  // namespace ssm
 
 // SSM_CHECK(cond, "op", message parts...): throws ssm::Error when cond is false.
-#define SSM_CHECK(cond, op, ...)        \
-  do {                                  \
-    if (!(cond)) {                      \
-      ::ssm::fail(op, __VA_ARGS__);     \
-    }                                   \
+#define SSM_CHECK(cond, op, ...)    \
+  do {                              \
+    if (!(cond)) {                  \
+      ::ssm::fail(op, __VA_ARGS__); \
+    }                               \
   } while (0)

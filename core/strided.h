@@ -42,8 +42,7 @@ StridedRows<N> coalesce_dims(const Shape& shape, const std::array<Shape, N>& str
 }
 
 template <std::size_t N, class F>
-void for_each_row(const Shape& shape, const std::array<Shape, N>& strides, bool parallel,
-                  F&& f) {
+void for_each_row(const Shape& shape, const std::array<Shape, N>& strides, bool parallel, F&& f) {
   const std::int64_t numel = shape_numel(shape);
   if (numel == 0) return;
   const StridedRows<N> c = coalesce_dims(shape, strides);

@@ -30,7 +30,10 @@ std::pair<std::int64_t, std::int64_t> element_span(const Tensor& t) {
   for (std::int64_t d = 0; d < t.dim(); ++d) {
     if (t.shape()[d] == 0) return {t.offset(), t.offset()};
     const std::int64_t ext = (t.shape()[d] - 1) * t.strides()[d];
-    if (ext < 0) lo += ext; else hi += ext;
+    if (ext < 0)
+      lo += ext;
+    else
+      hi += ext;
   }
   return {lo, hi + 1};
 }
@@ -192,8 +195,7 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides,
 namespace {
 
 // Resolves one -1 in a requested shape against numel.
-Shape infer_shape(const Shape& requested, std::int64_t numel, const char* op,
-                  const Shape& from) {
+Shape infer_shape(const Shape& requested, std::int64_t numel, const char* op, const Shape& from) {
   Shape shape = requested;
   std::int64_t known = 1, infer = -1;
   for (std::size_t i = 0; i < shape.size(); ++i) {
@@ -217,8 +219,7 @@ Shape infer_shape(const Shape& requested, std::int64_t numel, const char* op,
 
 // Strides for viewing (shape, strides) as new_shape without a copy, or an
 // empty optional-like flag when impossible (PyTorch's computeStride rule).
-bool view_strides(const Shape& shape, const Shape& strides, const Shape& new_shape,
-                  Shape& out) {
+bool view_strides(const Shape& shape, const Shape& strides, const Shape& new_shape, Shape& out) {
   out.assign(new_shape.size(), 0);
   if (shape_numel(shape) == 0 || shape.empty()) {
     out = contiguous_strides(new_shape);
@@ -252,8 +253,8 @@ Tensor Tensor::view(const Shape& requested) const {
   const Shape shape2 = infer_shape(requested, numel(), "view", shape());
   Shape strides2;
   SSM_CHECK(view_strides(shape(), strides(), shape2, strides2), "view", "cannot view ",
-            shape_str(shape()), " with strides ", shape_str(strides()), " as ",
-            shape_str(shape2), " without a copy (use reshape)");
+            shape_str(shape()), " with strides ", shape_str(strides()), " as ", shape_str(shape2),
+            " without a copy (use reshape)");
   return make_view(*this, shape2, strides2, offset());
 }
 
@@ -293,9 +294,8 @@ Tensor Tensor::permute(const std::vector<std::int64_t>& dims) const {
 Tensor Tensor::narrow(std::int64_t d, std::int64_t start, std::int64_t length) const {
   d = wrap_dim(d, dim(), "narrow");
   if (start < 0) start += shape()[d];
-  SSM_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow", "range [",
-            start, ", ", start + length, ") out of bounds for dim ", d, " of ",
-            shape_str(shape()));
+  SSM_CHECK(start >= 0 && length >= 0 && start + length <= shape()[d], "narrow", "range [", start,
+            ", ", start + length, ") out of bounds for dim ", d, " of ", shape_str(shape()));
   Shape s = shape();
   s[d] = length;
   return make_view(*this, s, strides(), offset() + start * strides()[d]);
@@ -304,8 +304,8 @@ Tensor Tensor::narrow(std::int64_t d, std::int64_t start, std::int64_t length) c
 Tensor Tensor::select(std::int64_t d, std::int64_t index) const {
   d = wrap_dim(d, dim(), "select");
   if (index < 0) index += shape()[d];
-  SSM_CHECK(index >= 0 && index < shape()[d], "select", "index ", index,
-            " out of bounds for dim ", d, " of ", shape_str(shape()));
+  SSM_CHECK(index >= 0 && index < shape()[d], "select", "index ", index, " out of bounds for dim ",
+            d, " of ", shape_str(shape()));
   Shape s = shape(), st = strides();
   s.erase(s.begin() + d);
   st.erase(st.begin() + d);
@@ -347,8 +347,8 @@ Tensor Tensor::unsqueeze(std::int64_t d) const {
 
 Tensor Tensor::squeeze(std::int64_t d) const {
   d = wrap_dim(d, dim(), "squeeze");
-  SSM_CHECK(shape()[d] == 1, "squeeze", "dim ", d, " of ", shape_str(shape()),
-            " has size ", shape()[d], ", expected 1");
+  SSM_CHECK(shape()[d] == 1, "squeeze", "dim ", d, " of ", shape_str(shape()), " has size ",
+            shape()[d], ", expected 1");
   return select(d, 0);
 }
 
@@ -356,8 +356,8 @@ Tensor Tensor::squeeze(std::int64_t d) const {
 
 void Tensor::copy_(const Tensor& src) const {
   SSM_CHECK(defined() && src.defined(), "copy_", "tensor is undefined");
-  SSM_CHECK(shape() == src.shape(), "copy_", "shape mismatch: destination ", desc(),
-            ", source ", src.desc());
+  SSM_CHECK(shape() == src.shape(), "copy_", "shape mismatch: destination ", desc(), ", source ",
+            src.desc());
   if (numel() == 0) return;
   // Fast path: same dtype, both contiguous: one byte copy, any devices.
   if (dtype() == src.dtype() && is_contiguous() && src.is_contiguous()) {
@@ -390,8 +390,8 @@ void Tensor::copy_(const Tensor& src) const {
   HostSpan d = fetch_span(*this);
   copy_cpu(*this, d.bytes.data(), src, src_base, offset() - d.lo, src_off);
   const std::size_t es = dtype_size(dtype());
-  copy_bytes(static_cast<unsigned char*>(storage()->data()) + d.lo * es, device(),
-             d.bytes.data(), Device::cpu(), d.bytes.size());
+  copy_bytes(static_cast<unsigned char*>(storage()->data()) + d.lo * es, device(), d.bytes.data(),
+             Device::cpu(), d.bytes.size());
 }
 
 void Tensor::fill_(double value) const {
@@ -470,7 +470,9 @@ void Tensor::set_grad(const Tensor& grad) const {
   i.grad = grad.impl_ptr();
 }
 
-void Tensor::zero_grad() const { const_cast<TensorImpl&>(impl_of(*this, "zero_grad")).grad.reset(); }
+void Tensor::zero_grad() const {
+  const_cast<TensorImpl&>(impl_of(*this, "zero_grad")).grad.reset();
+}
 
 Tensor Tensor::detach() const { return make_view(*this, shape(), strides(), offset()); }
 

@@ -80,8 +80,8 @@ class Tensor {
   Tensor permute(const std::vector<std::int64_t>& dims) const;
   Tensor narrow(std::int64_t dim, std::int64_t start, std::int64_t length) const;
   Tensor select(std::int64_t dim, std::int64_t index) const;  // removes dim
-  Tensor expand(const Shape& shape) const;  // broadcast with stride 0
-  Tensor flip(std::int64_t dim) const;      // negative stride
+  Tensor expand(const Shape& shape) const;                    // broadcast with stride 0
+  Tensor flip(std::int64_t dim) const;                        // negative stride
   Tensor unsqueeze(std::int64_t dim) const;
   Tensor squeeze(std::int64_t dim) const;
 
@@ -133,8 +133,7 @@ struct TensorImpl {
 };
 
 // A tensor that views `storage` with the given geometry (no copy).
-Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides,
-                 std::int64_t offset);
+Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, std::int64_t offset);
 
 // Throws "[op] expected <what>" unless all tensors are on the same device.
 void check_same_device(const char* op, const Tensor& a, const Tensor& b);

@@ -26,15 +26,15 @@ enum class UnaryOp {
   Tanh,
   Sigmoid,
   Relu,
-  GeluErf,    // x * Phi(x)
-  GeluTanh,   // the tanh approximation of GELU
-  Silu,       // x * sigmoid(x)
-  Softplus,   // p0 = beta, p1 = threshold (PyTorch's rule)
-  PowScalar,  // x ^ p0
-  AddScalar,  // x + p0
-  MulScalar,  // x * p0
-  RSubScalar, // p0 - x
-  RDivScalar, // p0 / x
+  GeluErf,     // x * Phi(x)
+  GeluTanh,    // the tanh approximation of GELU
+  Silu,        // x * sigmoid(x)
+  Softplus,    // p0 = beta, p1 = threshold (PyTorch's rule)
+  PowScalar,   // x ^ p0
+  AddScalar,   // x + p0
+  MulScalar,   // x * p0
+  RSubScalar,  // p0 - x
+  RDivScalar,  // p0 / x
 };
 
 struct UnaryParams {

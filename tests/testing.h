@@ -22,7 +22,8 @@ inline void require_close(const Tensor& a, const Tensor& b, double atol = 1e-6,
   std::int64_t worst = -1;
   for (std::size_t i = 0; i < av.size(); ++i) {
     const double err = std::abs(av[i] - bv[i]);
-    const bool ok = err <= atol + rtol * std::abs(bv[i]) || (std::isnan(av[i]) && std::isnan(bv[i]));
+    const bool ok =
+        err <= atol + rtol * std::abs(bv[i]) || (std::isnan(av[i]) && std::isnan(bv[i]));
     if (!ok && (worst < 0 || err > max_err)) {
       max_err = err;
       worst = static_cast<std::int64_t>(i);

@@ -12,7 +12,6 @@ Tensor mean(const Tensor& x, const std::vector<std::int64_t>& dims = {}, bool ke
 Tensor max(const Tensor& x, const std::vector<std::int64_t>& dims = {}, bool keepdim = false);
 // max over one dim, with the index of the maximum (int64, no gradient).
 std::pair<Tensor, Tensor> max_with_index(const Tensor& x, std::int64_t dim, bool keepdim = false);
-Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& dims = {},
-                 bool keepdim = false);
+Tensor logsumexp(const Tensor& x, const std::vector<std::int64_t>& dims = {}, bool keepdim = false);
 
 }  // namespace ssm

@@ -5,13 +5,13 @@
 
 #include "core/error.h"
 
-#define SSM_CUDA_CHECK(stmt)                                                             \
-  do {                                                                                   \
-    const cudaError_t ssm_err_ = (stmt);                                                 \
-    if (ssm_err_ != cudaSuccess) {                                                       \
-      ::ssm::fail("cuda", #stmt, " failed at ", __FILE__, ":", __LINE__, ": ",            \
-                  cudaGetErrorString(ssm_err_));                                         \
-    }                                                                                    \
+#define SSM_CUDA_CHECK(stmt)                                                   \
+  do {                                                                         \
+    const cudaError_t ssm_err_ = (stmt);                                       \
+    if (ssm_err_ != cudaSuccess) {                                             \
+      ::ssm::fail("cuda", #stmt, " failed at ", __FILE__, ":", __LINE__, ": ", \
+                  cudaGetErrorString(ssm_err_));                               \
+    }                                                                          \
   } while (0)
 
 // After a kernel launch: catches launch-configuration errors.

@@ -140,8 +140,7 @@ void empty_cache() {
   allocator().release_cache_locked();
 }
 
-void memcpy(void* dst, Device dst_device, const void* src, Device src_device,
-            std::size_t nbytes) {
+void memcpy(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes) {
   cudaMemcpyKind kind = cudaMemcpyDefault;
   if (dst_device.is_cuda() && src_device.is_cpu()) kind = cudaMemcpyHostToDevice;
   if (dst_device.is_cpu() && src_device.is_cuda()) kind = cudaMemcpyDeviceToHost;

@@ -9,7 +9,7 @@
 
 namespace ssm::cuda {
 
-bool compiled();   // true in a CUDA build
+bool compiled();     // true in a CUDA build
 int device_count();  // 0 when no GPU is visible (or no CUDA build)
 
 // Caching allocator: freed blocks are kept, keyed by their rounded size, and
@@ -19,11 +19,11 @@ void* device_alloc(std::size_t nbytes, int device);
 void device_free(void* ptr, int device);
 
 struct AllocatorStats {
-  std::size_t current_bytes = 0;   // bytes in live tensors
-  std::size_t peak_bytes = 0;      // high-water mark of current_bytes
-  std::size_t cached_bytes = 0;    // bytes held in the free lists
-  std::size_t reserved_bytes = 0;  // bytes obtained from cudaMalloc, live or cached
-  std::uint64_t num_allocs = 0;    // device_alloc calls
+  std::size_t current_bytes = 0;       // bytes in live tensors
+  std::size_t peak_bytes = 0;          // high-water mark of current_bytes
+  std::size_t cached_bytes = 0;        // bytes held in the free lists
+  std::size_t reserved_bytes = 0;      // bytes obtained from cudaMalloc, live or cached
+  std::uint64_t num_allocs = 0;        // device_alloc calls
   std::uint64_t num_cuda_mallocs = 0;  // of which went to cudaMalloc
 };
 AllocatorStats allocator_stats();

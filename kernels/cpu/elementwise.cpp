@@ -3,12 +3,13 @@
 //
 // Gradient rule: backward kernels return fresh gradient tensors (=); the
 // tape does the accumulation.
+#include "kernels/elementwise.h"
+
 #include <cmath>
 
 #include "core/dispatch.h"
 #include "core/strided.h"
 #include "kernels/common.h"
-#include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 
 namespace ssm::kernels {
@@ -111,12 +112,8 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
       case BinaryOp::Sub: map2<T>(out, ea, eb, [](T x, T y) { return x - y; }); break;
       case BinaryOp::Mul: map2<T>(out, ea, eb, [](T x, T y) { return x * y; }); break;
       case BinaryOp::Div: map2<T>(out, ea, eb, [](T x, T y) { return x / y; }); break;
-      case BinaryOp::Maximum:
-        map2<T>(out, ea, eb, [](T x, T y) { return x >= y ? x : y; });
-        break;
-      case BinaryOp::Minimum:
-        map2<T>(out, ea, eb, [](T x, T y) { return x <= y ? x : y; });
-        break;
+      case BinaryOp::Maximum: map2<T>(out, ea, eb, [](T x, T y) { return x >= y ? x : y; }); break;
+      case BinaryOp::Minimum: map2<T>(out, ea, eb, [](T x, T y) { return x <= y ? x : y; }); break;
     }
   });
   return out;
@@ -160,9 +157,8 @@ std::pair<Tensor, Tensor> binary_backward(BinaryOp op, const Tensor& grad, const
       const bool is_max = op == BinaryOp::Maximum;
       dispatch_float(a.dtype(), name, [&](auto tag) {
         using T = typename decltype(tag)::type;
-        map2<T>(mask_a, ea, eb, [is_max](T x, T y) {
-          return (is_max ? x >= y : x <= y) ? T(1) : T(0);
-        });
+        map2<T>(mask_a, ea, eb,
+                [is_max](T x, T y) { return (is_max ? x >= y : x <= y) ? T(1) : T(0); });
       });
       if (need_a) ga = full_a(binary_forward(BinaryOp::Mul, grad, mask_a));
       if (need_b) {
@@ -258,8 +254,8 @@ Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Ten
             x.desc());
   require_cpu(name, {&grad, &x, &y});
   // Which tensor the derivative reads: y where it is cheaper, else x.
-  const bool uses_y = op == UnaryOp::Exp || op == UnaryOp::Sqrt || op == UnaryOp::Tanh ||
-                      op == UnaryOp::Sigmoid;
+  const bool uses_y =
+      op == UnaryOp::Exp || op == UnaryOp::Sqrt || op == UnaryOp::Tanh || op == UnaryOp::Sigmoid;
   const Tensor& v = uses_y ? y : x;
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_float(x.dtype(), name, [&](auto tag) {
@@ -271,7 +267,9 @@ Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Ten
       case UnaryOp::Exp: run([](T w) { return w; }); break;
       case UnaryOp::Log: run([](T w) { return T(1) / w; }); break;
       case UnaryOp::Sqrt: run([](T w) { return T(0.5) / w; }); break;
-      case UnaryOp::Abs: run([](T w) { return w > T(0) ? T(1) : (w < T(0) ? T(-1) : T(0)); }); break;
+      case UnaryOp::Abs:
+        run([](T w) { return w > T(0) ? T(1) : (w < T(0) ? T(-1) : T(0)); });
+        break;
       case UnaryOp::Tanh: run([](T w) { return T(1) - w * w; }); break;
       case UnaryOp::Sigmoid: run([](T w) { return w * (T(1) - w); }); break;
       case UnaryOp::Relu: run([](T w) { return w > T(0) ? T(1) : T(0); }); break;

@@ -3,13 +3,14 @@
 // loop runs over contiguous memory. A reduction over leading dims of a
 // contiguous tensor (a bias gradient: (N, D) -> (D)) accumulates whole rows
 // instead, which needs no copy.
+#include "kernels/reduce.h"
+
 #include <cmath>
 #include <limits>
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
 #include "kernels/elementwise.h"
-#include "kernels/reduce.h"
 
 namespace ssm::kernels {
 
@@ -38,8 +39,10 @@ Shape reduced_shape(const Shape& shape, const std::vector<std::int64_t>& dims, b
   for (std::size_t d = 0; d < shape.size(); ++d) {
     const bool reduced = k < dims.size() && dims[k] == static_cast<std::int64_t>(d);
     if (reduced) ++k;
-    if (!reduced) out.push_back(shape[d]);
-    else if (keepdim) out.push_back(1);
+    if (!reduced)
+      out.push_back(shape[d]);
+    else if (keepdim)
+      out.push_back(1);
   }
   return out;
 }
@@ -145,8 +148,8 @@ Tensor sum_forward(const Tensor& x, const std::vector<std::int64_t>& dims_in, bo
   return out;
 }
 
-Tensor sum_backward(const Tensor& grad, const Shape& x_shape, const std::vector<std::int64_t>& dims_in,
-                    bool keepdim) {
+Tensor sum_backward(const Tensor& grad, const Shape& x_shape,
+                    const std::vector<std::int64_t>& dims_in, bool keepdim) {
   (void)keepdim;  // grad has the reduced shape either way; reshape restores the 1s
   const auto dims = normalize_dims(dims_in, static_cast<std::int64_t>(x_shape.size()), "sum");
   const Tensor g = grad.reshape(reduced_shape(x_shape, dims, true));

@@ -85,10 +85,12 @@ TEST_CASE("backward with an explicit output gradient", "[cpu][autograd]") {
 
 TEST_CASE("backward errors are clear", "[cpu][autograd]") {
   Tensor x = random_tensor({3}, 4);
-  CHECK(error_message([&] { backward(exp(x)); }).find("[backward] expected a one-element loss") == 0);
+  CHECK(error_message([&] { backward(exp(x)); }).find("[backward] expected a one-element loss") ==
+        0);
   clear_tape();
   Tensor c = random_tensor({3}, 5, -1, 1, DType::Float64, false);
-  CHECK(error_message([&] { backward(sum(c)); }).find("does not require grad") != std::string::npos);
+  CHECK(error_message([&] { backward(sum(c)); }).find("does not require grad") !=
+        std::string::npos);
 }
 
 TEST_CASE("gradcheck detects a wrong backward", "[cpu][autograd]") {

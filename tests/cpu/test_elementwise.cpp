@@ -63,7 +63,8 @@ TEST_CASE("unary ops match their closed forms", "[cpu][elementwise]") {
   require_close(gelu(x), map([](double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }),
                 1e-12, 1e-12);
   require_close(gelu(x, "tanh"), map([](double v) {
-                  return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
+                  return 0.5 * v *
+                         (1 + std::tanh(std::sqrt(2 / M_PI) * (v + 0.044715 * v * v * v)));
                 }),
                 1e-12, 1e-12);
   Tensor p = vec({0.25, 1.0, 4.0});
@@ -166,8 +167,11 @@ TEST_CASE("elementwise errors name the op, shapes, dtypes", "[cpu][elementwise]"
   CHECK(error_message([&] { add(a, b); }) ==
         "[add] shapes (2, 3) and (4, 3) cannot be broadcast together (dim 0: 2 vs 4)");
   Tensor d = Tensor::zeros({2, 3}, DType::Float64);
-  CHECK(error_message([&] { mul(a, d); }).find("[mul] dtypes differ: (2, 3) float32 cpu and (2, 3) "
-                                              "float64 cpu") == 0);
-  CHECK(error_message([&] { exp(Tensor::zeros({2}, DType::Int64)); }).find("[exp] expected a float32") == 0);
+  CHECK(error_message([&] { mul(a, d); })
+            .find("[mul] dtypes differ: (2, 3) float32 cpu and (2, 3) "
+                  "float64 cpu") == 0);
+  CHECK(error_message([&] {
+          exp(Tensor::zeros({2}, DType::Int64));
+        }).find("[exp] expected a float32") == 0);
   CHECK(error_message([&] { gelu(a, "fast"); }).find("[gelu] approximate must be") == 0);
 }

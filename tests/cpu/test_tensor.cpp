@@ -87,10 +87,10 @@ TEST_CASE("reshape infers -1, views when it can and copies when it must", "[cpu]
   CHECK(error_message([&] { tt.view({12}); }).find("[view]") == 0);
   Tensor flat = tt.reshape({12});
   CHECK(flat.is_contiguous());
-  CHECK(flat.to_vector<float>() ==
-        std::vector<float>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11});
-  CHECK(error_message([&] { t.reshape({5, -1}); }).find("cannot reshape (3, 4)") !=
-        std::string::npos);
+  CHECK(flat.to_vector<float>() == std::vector<float>{0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11});
+  CHECK(error_message([&] {
+          t.reshape({5, -1});
+        }).find("cannot reshape (3, 4)") != std::string::npos);
 }
 
 TEST_CASE("copies convert dtypes and respect strides", "[cpu][tensor]") {
@@ -129,8 +129,9 @@ TEST_CASE("bad tensor use throws ssm::Error naming the op", "[cpu][tensor]") {
   CHECK(error_message([&] { t.expand({4, 3}); }).find("[expand] cannot expand (2, 3)") == 0);
   CHECK(error_message([&] { t.narrow(1, 2, 2); }).find("[narrow]") == 0);
   CHECK(error_message([&] { Tensor::empty({-1}); }).find("[Tensor::empty]") == 0);
-  CHECK(error_message([&] { Tensor::arange(3).set_requires_grad(true); })
-            .find("only floating-point") != std::string::npos);
+  CHECK(error_message([&] {
+          Tensor::arange(3).set_requires_grad(true);
+        }).find("only floating-point") != std::string::npos);
   CHECK(error_message([&] { Device::parse("gpu"); }).find("cannot parse device 'gpu'") !=
         std::string::npos);
   CHECK(Device::parse("cuda:1") == Device::cuda(1));
@@ -148,11 +149,13 @@ TEST_CASE("a CUDA build without a GPU says so and keeps working on CPU", "[cpu][
   if (cuda::compiled() && cuda_device_count() == 0) {
     CHECK_FALSE(cuda_available());
     CHECK(default_device() == Device::cpu());
-    CHECK(error_message([] { Tensor::zeros({2}, DType::Float32, Device::cuda()); })
-              .find("not a visible device") != std::string::npos);
+    CHECK(error_message([] {
+            Tensor::zeros({2}, DType::Float32, Device::cuda());
+          }).find("not a visible device") != std::string::npos);
   }
   if (!cuda::compiled()) {
-    CHECK(error_message([] { Tensor::zeros({2}, DType::Float32, Device::cuda()); })
-              .find("built without CUDA") != std::string::npos);
+    CHECK(error_message([] {
+            Tensor::zeros({2}, DType::Float32, Device::cuda());
+          }).find("built without CUDA") != std::string::npos);
   }
 }
