@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+"""Runs bench_ops (ssmkit) and ops_torch.py (PyTorch) side by side with the
+same thread count and writes bench/results/ops_cpu.json: per op the median
+forward+backward time of each and the ratio ssmkit / PyTorch (< 1: ssmkit
+faster), with the machine they ran on.
+
+Usage: bench/run_ops.py [--build build] [--threads N] [--runs N] [--repeats K]
+Each side runs K times (alternating); the figure kept per op is the median of
+the K medians. Needs Debian's python3-torch (scripts/install_deps.sh --bench).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def machine():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem_gib = round(int(f.readline().split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return {"cpu": cpu, "logical_cores": os.cpu_count(), "memory_gib": mem_gib,
+            "os": platform.platform()}
+
+
+def run_lines(cmd, env):
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return {r["op"]: r for r in (json.loads(l) for l in out.splitlines() if l.startswith("{"))}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--build", default=os.path.join(ROOT, "build"))
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--runs", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "ops_cpu.json"))
+    args = p.parse_args()
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               OPENBLAS_NUM_THREADS=str(args.threads))
+    exe = os.path.join(args.build, "bin", "bench_ops")
+    if not os.path.exists(exe):
+        sys.exit(f"run_ops.py: {exe} not found; build first (./test.sh or cmake --build build)")
+    import torch  # noqa: F401  (fail early with a clear message if missing)
+    ours, theirs = {}, {}
+    for _ in range(args.repeats):
+        for op, r in run_lines([exe, "--runs", str(args.runs)], env).items():
+            ours.setdefault(op, r)["all"] = ours[op].get("all", []) + [r["median_ms"]]
+        torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "ops_torch.py"),
+                     "--runs", str(args.runs), "--threads", str(args.threads)]
+        for op, r in run_lines(torch_cmd, env).items():
+            theirs.setdefault(op, r)["all"] = theirs[op].get("all", []) + [r["median_ms"]]
+    rows = []
+    for op, r in ours.items():
+        s = statistics.median(r["all"])
+        t = statistics.median(theirs[op]["all"])
+        rows.append({"op": op, "shape": r["shape"], "ssmkit_ms": round(s, 3),
+                     "pytorch_ms": round(t, 3), "ratio": round(s / t, 3),
+                     "ssmkit_medians_ms": [round(v, 3) for v in r["all"]],
+                     "pytorch_medians_ms": [round(v, 3) for v in theirs[op]["all"]]})
+        print(f"{op:24s} {r['shape']:24s} ssmkit {s:9.3f} ms  pytorch {t:9.3f} ms  "
+              f"ratio {s / t:5.2f}")
+    import torch as _t
+    result = {"benchmark": "forward+backward, CPU, float32", "threads": args.threads,
+              "runs_per_repeat": args.runs, "repeats": args.repeats,
+              "pytorch_version": _t.__version__, "machine": machine(),
+              "date": datetime.date.today().isoformat(), "results": rows}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

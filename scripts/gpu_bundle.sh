@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run HERE (a machine with Debian's package registry): downloads the .deb
+# files of ssmkit's libraries into .gpu/debs (ignored by git), so that a GPU
+# machine without a package registry can unpack them with scripts/gpu_setup.sh.
+# Pass `.gpu` in the device tool's carry list.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=(catch2 libopenblas-dev libopenblas0 libopenblas-pthread-dev libopenblas0-pthread
+          libgfortran5 ninja-build)
+mkdir -p .gpu/debs
+cd .gpu/debs
+apt-get download "${packages[@]}" >/dev/null
+ls -1 *.deb | wc -l | xargs echo "gpu_bundle: .deb files in .gpu/debs:"
+du -sh . | cut -f1 | xargs echo "gpu_bundle: size"
