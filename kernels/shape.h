@@ -3,7 +3,9 @@
 // the index-driven copies (index_select, gather, embedding) with their
 // scatter-add backwards. Pure views (reshape, transpose, narrow, ...) need no
 // kernel: they are Tensor methods of core/tensor.h. Raw compute; the
-// differentiable ops live in autograd/ops/shape.h.
+// differentiable ops live in autograd/ops/shape.h, which check shapes first.
+// Dims may be negative. Index values are checked here (0 <= v < size, else
+// "[op] index v is out of range for ..."), before any parallel loop.
 #include <vector>
 
 #include "core/tensor.h"

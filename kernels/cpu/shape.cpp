@@ -25,7 +25,7 @@ namespace {
 
 // Work (elements) above which a kernel runs its rows on OpenMP threads.
 constexpr std::int64_t kParallelWork = 32768;
-// Column block of the scatter-add backwards: one task owns inner[i0, i1).
+// Column block of gather's scatter-add: one task owns inner[i0, i1) of a row.
 constexpr std::int64_t kBlock = 1024;
 
 // (outer, size, inner) around dim.
@@ -99,8 +99,10 @@ RowGroups group_by_row(const std::vector<std::int64_t>& index, std::int64_t rows
 
 // gx[o, v, :] = sum_{k in group v} g[o, order[k], :] for every (o, v): the
 // scatter-add of index_select and embedding. g is (outer, n, inner), gx
-// (outer, rows, inner), both contiguous; gx starts at zero. One task owns one
-// (o, v) row; dynamic scheduling because groups are skewed (frequent tokens).
+// (outer, rows, inner), both contiguous; every row of gx is written (zeroed
+// by its owner first, so gx may come from Tensor::empty: one pass, not two).
+// One task owns one (o, v) row; dynamic scheduling because groups are skewed
+// (frequent tokens).
 template <class T>
 void scatter_rows(const T* g, T* gx, const RowGroups& groups, std::int64_t outer, std::int64_t n,
                   std::int64_t rows, std::int64_t inner) {
@@ -109,6 +111,7 @@ void scatter_rows(const T* g, T* gx, const RowGroups& groups, std::int64_t outer
   for (std::int64_t t = 0; t < outer * rows; ++t) {
     const std::int64_t o = t / rows, v = t % rows;
     T* dst = gx + t * inner;
+    std::fill(dst, dst + inner, T(0));
     for (std::int64_t k = groups.start[v]; k < groups.start[v + 1]; ++k) {
       const T* src = g + (o * n + groups.order[k]) * inner;
       for (std::int64_t i = 0; i < inner; ++i) dst[i] += src[i];
@@ -124,6 +127,7 @@ void scatter_rows(const T* g, T* gx, const RowGroups& groups, std::int64_t outer
 Tensor cat_forward(const std::vector<Tensor>& xs, std::int64_t dim) {
   SSM_CHECK(!xs.empty(), "cat", "expected at least one tensor");
   for (const Tensor& x : xs) require_cpu("cat", {&x});
+  dim = wrap_dim(dim, xs[0].dim(), "cat");
   Shape out_shape = xs[0].shape();
   out_shape[dim] = 0;
   std::vector<Tensor> cs;
@@ -173,6 +177,8 @@ Tensor pad_forward(const Tensor& x, const std::vector<std::int64_t>& pads, doubl
     SSM_CHECK(out_shape[d] >= 0, "pad", "pads ", shape_str(pads), " give dim ", d, " of ", x.desc(),
               " the negative size ", out_shape[d]);
   }
+  // Fill everything, then copy the surviving part of x over the interior:
+  // two passes over the interior, but each one a plain strided loop.
   Tensor out = Tensor::full(out_shape, value, x.dtype(), x.device());
   // The part of x that survives cropping, and where it lands in out.
   Tensor src = x, dst = out;
@@ -200,6 +206,7 @@ Tensor pad_backward(const Tensor& grad, const std::vector<std::int64_t>& pads) {
 // out[o, j, i] = x[o, index[j], i] (torch.index_select).
 Tensor index_select_forward(const Tensor& x, std::int64_t dim, const Tensor& index) {
   require_cpu("index_select", {&x, &index});
+  dim = wrap_dim(dim, x.dim(), "index_select");
   const auto idx = read_indices(index, "index_select");
   const Around a = around(x.shape(), dim);
   check_range("index_select", idx, a.size, dim_where(dim, a.size, x.shape()));
@@ -225,12 +232,14 @@ Tensor index_select_forward(const Tensor& x, std::int64_t dim, const Tensor& ind
 Tensor index_select_backward(const Tensor& grad, const Shape& x_shape, std::int64_t dim,
                              const Tensor& index) {
   require_cpu("index_select", {&grad, &index});
+  dim = wrap_dim(dim, static_cast<std::int64_t>(x_shape.size()), "index_select");
   const auto idx = read_indices(index, "index_select");
   const Around a = around(x_shape, dim);
   check_range("index_select", idx, a.size, dim_where(dim, a.size, x_shape));
   const auto n = static_cast<std::int64_t>(idx.size());
-  Tensor gx = Tensor::zeros(x_shape, grad.dtype(), grad.device());  // (outer, size, inner)
-  if (gx.numel() == 0 || n == 0) return gx;
+  if (n == 0) return Tensor::zeros(x_shape, grad.dtype(), grad.device());
+  Tensor gx = Tensor::empty(x_shape, grad.dtype(), grad.device());  // (outer, size, inner)
+  if (gx.numel() == 0) return gx;
   const Tensor g = grad.contiguous();  // (outer, n, inner)
   const RowGroups groups = group_by_row(idx, a.size, -1);
   dispatch_float(grad.dtype(), "index_select", [&](auto tag) {
@@ -266,6 +275,7 @@ GatherGeometry gather_geometry(const Shape& x_shape, std::int64_t dim, const Sha
 // out[o, j, i] = x[o, index[o, j, i], i] (torch.gather), over index's extents.
 Tensor gather_forward(const Tensor& x, std::int64_t dim, const Tensor& index) {
   require_cpu("gather", {&x, &index});
+  dim = wrap_dim(dim, x.dim(), "gather");
   const auto idx = read_indices(index, "gather");
   const GatherGeometry geo = gather_geometry(x.shape(), dim, index.shape());
   check_range("gather", idx, geo.a.size, dim_where(dim, geo.a.size, x.shape()));
@@ -295,6 +305,7 @@ Tensor gather_forward(const Tensor& x, std::int64_t dim, const Tensor& index) {
 Tensor gather_backward(const Tensor& grad, const Shape& x_shape, std::int64_t dim,
                        const Tensor& index) {
   require_cpu("gather", {&grad, &index});
+  dim = wrap_dim(dim, static_cast<std::int64_t>(x_shape.size()), "gather");
   const auto idx = read_indices(index, "gather");
   const GatherGeometry geo = gather_geometry(x_shape, dim, index.shape());
   check_range("gather", idx, geo.a.size, dim_where(dim, geo.a.size, x_shape));
@@ -368,10 +379,10 @@ Tensor embedding_backward(const Tensor& grad, const Tensor& indices, std::int64_
   const auto idx = read_indices(indices, "embedding");
   check_range("embedding", idx, num_embeddings, table_where(Tensor(), num_embeddings));
   const std::int64_t d = grad.dim() > 0 ? grad.shape().back() : 1;
-  Tensor gw = Tensor::zeros({num_embeddings, d}, grad.dtype(), grad.device());  // (V, D)
   const auto n = static_cast<std::int64_t>(idx.size());
-  if (n == 0 || d == 0) return gw;
-  const Tensor g = grad.contiguous();  // (N, D)
+  if (n == 0 || d == 0) return Tensor::zeros({num_embeddings, d}, grad.dtype(), grad.device());
+  Tensor gw = Tensor::empty({num_embeddings, d}, grad.dtype(), grad.device());  // (V, D)
+  const Tensor g = grad.contiguous();                                           // (N, D)
   const RowGroups groups = group_by_row(idx, num_embeddings, padding_idx < 0 ? -1 : padding_idx);
   dispatch_float(grad.dtype(), "embedding", [&](auto tag) {
     using T = typename decltype(tag)::type;
