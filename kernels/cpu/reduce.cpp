@@ -120,7 +120,7 @@ Tensor sum_forward(const Tensor& x, const std::vector<std::int64_t>& dims_in, bo
       // out[j] = sum_i x[i, j]: accumulate whole rows (vectorised over j).
       std::int64_t n = 1;
       for (auto d : dims) n *= x.shape()[d];
-      const std::int64_t m = x.numel() / std::max<std::int64_t>(n, 1);
+      const std::int64_t m = out.numel();  // product of the kept dims, even when n == 0
       const T* p = x.data<T>();
       constexpr std::int64_t kBlock = 1024;
 #pragma omp parallel for schedule(static) if (n * m > 65536)

@@ -55,6 +55,17 @@ TEST_CASE("logsumexp is stable for large inputs", "[cpu][reduce]") {
   CHECK(logsumexp(ninf).item<float>() == -INFINITY);
 }
 
+TEST_CASE("sum over an empty dim is zero", "[cpu][reduce]") {
+  // Leading reduced block of zero rows: every output must be exactly 0.
+  Tensor x = Tensor::empty({0, 3, 2}, DType::Float32);
+  Tensor s = sum(x, {0});
+  REQUIRE(s.shape() == Shape{3, 2});
+  for (float v : s.to_vector<float>()) REQUIRE(v == 0.0f);
+  // A non-leading empty dim goes through the general path.
+  Tensor y = Tensor::empty({2, 0}, DType::Float64);
+  for (double v : sum(y, {1}).to_vector<double>()) REQUIRE(v == 0.0);
+}
+
 TEST_CASE("max_with_index returns the first maximum", "[cpu][reduce]") {
   Tensor x = Tensor::from_vector<float>({1, 5, 5, 2, 9, 0}, {2, 3});
   auto [v, i] = max_with_index(x, 1);
