@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/cpu_allocator.h"
 #include "core/cuda/runtime.h"
 #include "core/error.h"
 
@@ -11,9 +12,7 @@ namespace ssm {
 Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   if (nbytes == 0) return;
   if (device.is_cpu()) {
-    const std::size_t rounded = (nbytes + 63) / 64 * 64;
-    data_ = std::aligned_alloc(64, rounded);
-    SSM_CHECK(data_ != nullptr, "Storage", "out of CPU memory allocating ", nbytes, " bytes");
+    data_ = cpu::host_alloc(nbytes);
   } else {
     data_ = cuda::device_alloc(nbytes, device.index);
   }
@@ -22,7 +21,7 @@ Storage::Storage(std::size_t nbytes, Device device) : nbytes_(nbytes), device_(d
 Storage::~Storage() {
   if (!data_) return;
   if (device_.is_cpu()) {
-    std::free(data_);
+    cpu::host_free(data_);
   } else {
     cuda::device_free(data_, device_.index);
   }

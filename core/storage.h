@@ -1,7 +1,8 @@
 #pragma once
 // Storage: one allocation of bytes on one device, shared by all tensors that
-// view it. CPU memory is 64-byte aligned; CUDA memory comes from the caching
-// allocator (core/cuda/allocator.h), never from managed memory.
+// view it. CPU memory is 64-byte aligned and comes from the host caching
+// allocator (core/cpu_allocator.h); CUDA memory comes from the device caching
+// allocator (core/cuda/runtime.h), never from managed memory.
 #include <cstddef>
 #include <memory>
 

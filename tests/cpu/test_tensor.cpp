@@ -159,3 +159,33 @@ TEST_CASE("a CUDA build without a GPU says so and keeps working on CPU", "[cpu][
           }).find("built without CUDA") != std::string::npos);
   }
 }
+
+TEST_CASE("the host allocator caches large blocks within its limit", "[cpu][tensor]") {
+  const auto before = cpu::host_allocator_stats();
+  cpu::set_host_cache_limit(64u << 20);
+  cpu::empty_host_cache();
+  void* first = nullptr;
+  {
+    Tensor t = Tensor::zeros({1 << 20}, DType::Float32);  // 4 MiB
+    first = t.data<float>();
+    REQUIRE(reinterpret_cast<std::uintptr_t>(first) % 64 == 0);
+    REQUIRE(cpu::host_allocator_stats().current_bytes >= before.current_bytes + (4u << 20));
+  }
+  REQUIRE(cpu::host_allocator_stats().cached_bytes == (4u << 20));
+  {
+    // Same size class: the freed block comes back, and zeros() still zeroes it.
+    Tensor t = Tensor::full({1 << 20}, 3.0, DType::Float32);
+    REQUIRE(t.data<float>() == first);
+    Tensor u = Tensor::zeros({1 << 20}, DType::Float32);
+    for (float v : u.to_vector<float>()) REQUIRE(v == 0.0f);
+  }
+  const auto after = cpu::host_allocator_stats();
+  REQUIRE(after.num_cache_hits >= before.num_cache_hits + 1);
+  REQUIRE(after.peak_bytes >= (8u << 20));
+  // A block larger than the limit is returned to the system, not cached.
+  cpu::set_host_cache_limit(1u << 20);
+  REQUIRE(cpu::host_allocator_stats().cached_bytes == 0);
+  { Tensor big = Tensor::empty({1 << 20}, DType::Float32); }
+  REQUIRE(cpu::host_allocator_stats().cached_bytes == 0);
+  cpu::set_host_cache_limit(before.cache_limit);
+}
