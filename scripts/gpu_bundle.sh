@@ -5,8 +5,8 @@
 # Pass `.gpu` in the device tool's carry list.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(catch2 libopenblas-dev libopenblas0 libopenblas-pthread-dev libopenblas0-pthread
-          libgfortran5 ninja-build)
+packages=(catch2 libopenblas-openmp-dev libopenblas0-openmp libgfortran5 ninja-build)
+rm -rf .gpu/debs .gpu/prefix
 mkdir -p .gpu/debs
 cd .gpu/debs
 apt-get download "${packages[@]}" >/dev/null

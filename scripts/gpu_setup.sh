@@ -12,10 +12,11 @@ if [[ ! -d "$prefix/usr" ]]; then
   for deb in "$root"/.gpu/debs/*.deb; do dpkg -x "$deb" "$prefix"; done
 fi
 # Debian's OpenBLAS ships its libraries under an alternatives directory.
-blas_dir="$prefix/usr/lib/x86_64-linux-gnu/openblas-pthread"
+# (CMake finds it there through CMAKE_PREFIX_PATH).
+blas_dir="$prefix/usr/lib/x86_64-linux-gnu/openblas-openmp"
 export PATH="$prefix/usr/bin:$PATH"
 export CMAKE_PREFIX_PATH="$prefix/usr:${CMAKE_PREFIX_PATH:-}"
 export LD_LIBRARY_PATH="$blas_dir:$prefix/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}"
 export CPATH="$prefix/usr/include:$prefix/usr/include/x86_64-linux-gnu:${CPATH:-}"
-export SSM_GPU_CMAKE_ARGS="-DBLA_VENDOR=OpenBLAS -DBLAS_LIBRARIES=$blas_dir/libblas.so -DCBLAS_INCLUDE_DIR=$prefix/usr/include/x86_64-linux-gnu/openblas-pthread -DCatch2_DIR=$prefix/usr/lib/cmake/Catch2"
+export SSM_GPU_CMAKE_ARGS="-DSSM_BLAS_LIBRARY=$blas_dir/libopenblas.so -DSSM_CBLAS_INCLUDE=$prefix/usr/include/x86_64-linux-gnu/openblas-openmp -DCatch2_DIR=$prefix/usr/lib/cmake/Catch2"
 set +e +u +o pipefail

@@ -131,27 +131,47 @@ Conv2dGeometry conv2d_geometry(const Tensor& x, const Tensor& weight,
 // cols[(c, p, q), (i, j)] = x[c, i sh - ph + p, j sw - pw + q] (0 outside the image).
 // x (C, H, W) -> cols (C kh kw, Ho Wo).
 //
-// conv2d's loops outside the GEMMs (im2col, col2im, the bias sum) are serial
-// on purpose: they run between OpenBLAS calls, and OpenBLAS's pthreads and
-// OpenMP's threads spin-waiting for each other made an OpenMP im2col several
-// times slower than a serial one. The parallelism is the GEMM's.
+// conv2d runs images in parallel (OpenMP), each with a single-threaded GEMM:
+// the build links OpenBLAS's OpenMP variant, which runs serially inside a
+// parallel region instead of spawning threads of its own. With one image the
+// loop is serial and the GEMM takes the threads.
+// The output columns j whose input column j sw - pw + q lies inside [0, W):
+// j in [lo, hi). Everything outside reads the zero padding.
+struct ColRange {
+  std::int64_t lo, hi;
+};
+inline ColRange valid_cols(const Conv2dGeometry& g, std::int64_t q) {
+  // smallest j with j sw >= pw - q, and one past the largest with j sw <= W - 1 + pw - q
+  const std::int64_t a = g.pw - q, b = g.W - 1 + g.pw - q;
+  std::int64_t lo = a <= 0 ? 0 : (a + g.sw - 1) / g.sw;
+  std::int64_t hi = b < 0 ? 0 : b / g.sw + 1;
+  lo = std::min(lo, g.Wo);
+  hi = std::clamp(hi, lo, g.Wo);
+  return {lo, hi};
+}
+
 template <class T>
 void im2col(const T* x, const Conv2dGeometry& g, T* cols) {
   for (std::int64_t r = 0; r < g.rows(); ++r) {
     const std::int64_t c = r / (g.kh * g.kw), p = (r / g.kw) % g.kh, q = r % g.kw;
+    const ColRange jr = valid_cols(g, q);
     T* out = cols + r * g.cols();
     for (std::int64_t i = 0; i < g.Ho; ++i) {
       T* o = out + i * g.Wo;
       const std::int64_t h = i * g.sh - g.ph + p;
       if (h < 0 || h >= g.H) {
-        for (std::int64_t j = 0; j < g.Wo; ++j) o[j] = T(0);
+        std::fill(o, o + g.Wo, T(0));
         continue;
       }
       const T* xr = x + (c * g.H + h) * g.W;
-      for (std::int64_t j = 0; j < g.Wo; ++j) {
-        const std::int64_t w = j * g.sw - g.pw + q;
-        o[j] = (w >= 0 && w < g.W) ? xr[w] : T(0);
+      const std::int64_t off = q - g.pw;  // o[j] = xr[j sw + off]
+      std::fill(o, o + jr.lo, T(0));
+      if (g.sw == 1) {
+        std::copy(xr + (jr.lo + off), xr + (jr.hi + off), o + jr.lo);
+      } else {
+        for (std::int64_t j = jr.lo; j < jr.hi; ++j) o[j] = xr[j * g.sw + off];
       }
+      std::fill(o + jr.hi, o + g.Wo, T(0));
     }
   }
 }
@@ -162,18 +182,22 @@ template <class T>
 void col2im(const T* gcols, const Conv2dGeometry& g, T* gx) {
   for (std::int64_t c = 0; c < g.C; ++c) {
     T* xc = gx + c * g.H * g.W;
-    for (std::int64_t k = 0; k < g.H * g.W; ++k) xc[k] = T(0);
+    std::fill(xc, xc + g.H * g.W, T(0));
     for (std::int64_t p = 0; p < g.kh; ++p) {
       for (std::int64_t q = 0; q < g.kw; ++q) {
+        const ColRange jr = valid_cols(g, q);
         const T* in = gcols + ((c * g.kh + p) * g.kw + q) * g.cols();
         for (std::int64_t i = 0; i < g.Ho; ++i) {
           const std::int64_t h = i * g.sh - g.ph + p;
           if (h < 0 || h >= g.H) continue;
           T* xr = xc + h * g.W;
+          const std::int64_t off = q - g.pw;  // xr[j sw + off] += gi[j]
           const T* gi = in + i * g.Wo;
-          for (std::int64_t j = 0; j < g.Wo; ++j) {
-            const std::int64_t w = j * g.sw - g.pw + q;
-            if (w >= 0 && w < g.W) xr[w] += gi[j];
+          if (g.sw == 1) {
+            T* xo = xr + (jr.lo + off);
+            for (std::int64_t j = 0; j < jr.hi - jr.lo; ++j) xo[j] += gi[jr.lo + j];
+          } else {
+            for (std::int64_t j = jr.lo; j < jr.hi; ++j) xr[j * g.sw + off] += gi[j];
           }
         }
       }
@@ -420,20 +444,26 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
   dispatch_float(x.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     const std::int64_t P = g.cols(), R = g.rows();
-    std::vector<T> cols(g.pointwise() ? 0 : R * P);  // (C kh kw, Ho Wo)
-    for (std::int64_t n = 0; n < N; ++n) {
-      const T* xn = xc.data<T>() + n * g.C * g.H * g.W;
-      T* yn = y.data<T>() + n * O * P;
-      const T* cn = xn;
-      if (!g.pointwise()) {
-        im2col(xn, g, cols.data());
-        cn = cols.data();
+#pragma omp parallel if (N > 1)
+    {
+      // (C kh kw, Ho Wo), one per thread; uninitialised, from the caching allocator
+      const Tensor scratch = Tensor::empty({g.pointwise() ? 0 : R * P}, x.dtype());
+      T* cols = scratch.numel() ? scratch.data<T>() : nullptr;
+#pragma omp for schedule(static)
+      for (std::int64_t n = 0; n < N; ++n) {
+        const T* xn = xc.data<T>() + n * g.C * g.H * g.W;
+        T* yn = y.data<T>() + n * O * P;
+        const T* cn = xn;
+        if (!g.pointwise()) {
+          im2col(xn, g, cols);
+          cn = cols;
+        }
+        for (std::int64_t o = 0; o < O; ++o) {
+          const T b = bc.defined() ? bc.data<T>()[o] : T(0);
+          for (std::int64_t p = 0; p < P; ++p) yn[o * P + p] = b;
+        }
+        gemm<T>(false, false, O, P, R, T(1), wc.data<T>(), R, cn, P, T(1), yn, P);
       }
-      for (std::int64_t o = 0; o < O; ++o) {
-        const T b = bc.defined() ? bc.data<T>()[o] : T(0);
-        for (std::int64_t p = 0; p < P; ++p) yn[o * P + p] = b;
-      }
-      gemm<T>(false, false, O, P, R, T(1), wc.data<T>(), R, cn, P, T(1), yn, P);
     }
   });
   return y;
@@ -469,34 +499,61 @@ Conv2dGrads conv2d_backward(const Tensor& grad, const Tensor& x, const Tensor& w
       }
     }
     if (!need_x && !need_weight) return;
-    std::vector<T> cols(g.pointwise() ? 0 : R * P);  // (C kh kw, Ho Wo)
     Tensor xc, wc;
+    // The weight gradient is summed over images in kGroups fixed groups of
+    // consecutive images (one partial sum each, in image order), then the
+    // partials in group order: the result does not depend on the thread count.
+    constexpr std::int64_t kGroups = 16;
+    const std::int64_t group = std::max<std::int64_t>(1, (N + kGroups - 1) / kGroups);
+    const std::int64_t groups = N == 0 ? 0 : (N + group - 1) / group;
+    std::vector<T> partial;  // (groups, O, R)
     if (need_weight) {
       xc = x.contiguous();  // (N, C, H, W)
       out.weight = Tensor::zeros(weight.shape(), x.dtype(), x.device());
+      partial.assign(static_cast<std::size_t>(groups * O * R), T(0));
     }
     if (need_x) {
       wc = weight.contiguous();  // (O, C kh kw)
       out.x = Tensor::empty(x.shape(), x.dtype(), x.device());
     }
-    for (std::int64_t n = 0; n < N; ++n) {
-      const T* gn = pg + n * O * P;  // (O, P)
+#pragma omp parallel if (N > 1)
+    {
+      // (C kh kw, Ho Wo), one per thread; uninitialised, from the caching allocator
+      const Tensor scratch = Tensor::empty({g.pointwise() ? 0 : R * P}, x.dtype());
+      T* cols = scratch.numel() ? scratch.data<T>() : nullptr;
       if (need_weight) {
-        const T* xn = xc.data<T>() + n * g.C * g.H * g.W;
-        const T* cn = xn;
-        if (!g.pointwise()) {
-          im2col(xn, g, cols.data());
-          cn = cols.data();
+#pragma omp for schedule(static)
+        for (std::int64_t k = 0; k < groups; ++k) {
+          for (std::int64_t n = k * group; n < std::min(N, (k + 1) * group); ++n) {
+            const T* gn = pg + n * O * P;  // (O, P)
+            const T* xn = xc.data<T>() + n * g.C * g.H * g.W;
+            const T* cn = xn;
+            if (!g.pointwise()) {
+              im2col(xn, g, cols);
+              cn = cols;
+            }
+            // partial[k] (O, R) += g[n] (O, P) cols^T (P, R)
+            gemm<T>(false, true, O, R, P, T(1), gn, P, cn, P, T(1), partial.data() + k * O * R, R);
+          }
         }
-        // gw (O, R) += g[n] (O, P) cols^T (P, R), images added in order.
-        gemm<T>(false, true, O, R, P, T(1), gn, P, cn, P, T(1), out.weight.data<T>(), R);
       }
       if (need_x) {
-        T* gxn = out.x.data<T>() + n * g.C * g.H * g.W;
-        // gcols (R, P) = W^T (R, O) g[n] (O, P), written straight into gx for a 1x1 kernel.
-        T* gcols = g.pointwise() ? gxn : cols.data();
-        gemm<T>(true, false, R, P, O, T(1), wc.data<T>(), R, gn, P, T(0), gcols, P);
-        if (!g.pointwise()) col2im(cols.data(), g, gxn);
+#pragma omp for schedule(static)
+        for (std::int64_t n = 0; n < N; ++n) {
+          const T* gn = pg + n * O * P;  // (O, P)
+          T* gxn = out.x.data<T>() + n * g.C * g.H * g.W;
+          // gcols (R, P) = W^T (R, O) g[n] (O, P), written straight into gx for a 1x1 kernel.
+          T* gcols = g.pointwise() ? gxn : cols;
+          gemm<T>(true, false, R, P, O, T(1), wc.data<T>(), R, gn, P, T(0), gcols, P);
+          if (!g.pointwise()) col2im(cols, g, gxn);
+        }
+      }
+    }
+    if (need_weight) {
+      T* gw = out.weight.data<T>();
+      for (std::int64_t k = 0; k < groups; ++k) {
+        const T* pk = partial.data() + k * O * R;
+        for (std::int64_t i = 0; i < O * R; ++i) gw[i] += pk[i];
       }
     }
   });

@@ -284,6 +284,40 @@ TEST_CASE("gradcheck: conv2d", "[cpu][conv][grad]") {
                     {x.detach(), w});
 }
 
+TEST_CASE("conv2d gradients over a large batch: per-image sums, any thread count",
+          "[cpu][conv][grad]") {
+  // 37 images: the weight gradient is summed in fixed groups of images.
+  Tensor x = random_tensor({37, 2, 5, 5}, 120, -1, 1, DType::Float64, false);
+  Tensor w = random_tensor({3, 2, 3, 3}, 121, -1, 1, DType::Float64, false);
+  Tensor g = random_tensor({37, 3, 5, 5}, 122, -1, 1, DType::Float64, false);
+  auto grads = [&](const Tensor& xs) {
+    Tensor xl = xs.detach(), wl = w.detach();
+    xl.set_requires_grad(true);
+    wl.set_requires_grad(true);
+    backward(sum(mul(conv2d(xl, wl, Tensor(), 1, 1), g.narrow(0, 0, xs.size(0)))));
+    return std::pair{xl.grad(), wl.grad()};
+  };
+  const auto [gx, gw] = grads(x);
+  // Oracle: the weight gradient of each image alone, summed; the image gradients one by one.
+  Tensor gw_sum = Tensor::zeros(w.shape(), DType::Float64);
+  for (std::int64_t n = 0; n < 37; ++n) {
+    Tensor xl = x.narrow(0, n, 1).detach(), wl = w.detach();
+    xl.set_requires_grad(true);
+    wl.set_requires_grad(true);
+    backward(sum(mul(conv2d(xl, wl, Tensor(), 1, 1), g.narrow(0, n, 1))));
+    gw_sum = add(gw_sum, wl.grad());
+    require_close(gx.narrow(0, n, 1), xl.grad(), 1e-12, 1e-12);
+  }
+  require_close(gw, gw_sum, 1e-10, 1e-10);
+  // Bitwise the same with one thread.
+  const int threads = kernels::num_threads();
+  kernels::set_num_threads(1);
+  const auto [gx1, gw1] = grads(x);
+  kernels::set_num_threads(threads);
+  CHECK(gw1.to_vector<double>() == gw.to_vector<double>());
+  CHECK(gx1.to_vector<double>() == gx.to_vector<double>());
+}
+
 // ---------------------------------------------------------------- glu
 
 TEST_CASE("glu matches first half * sigmoid(second half) along any dim", "[cpu][conv]") {
