@@ -23,6 +23,13 @@ void check_grad(const char* op, const Tensor& g, const Shape& shape, DType dtype
             " ", dtype_name(dtype), " ", device.str());
 }
 
+// True when g is a plain contiguous tensor that no other handle, view or
+// saved tensor shares: its impl and its storage each have one owner.
+bool exclusively_owned(const Tensor& g) {
+  return g.impl_ptr().use_count() == 1 && g.storage() && g.storage().use_count() == 1 &&
+         g.is_contiguous() && g.offset() == 0 && !g.requires_grad();
+}
+
 }  // namespace
 
 bool grad_enabled() { return g_grad_enabled; }
@@ -124,8 +131,13 @@ void backward(const Tensor& t, const Tensor& grad) {
       if (in.leaf) {
         Tensor leaf_t(in.leaf);
         Tensor prev = leaf_t.grad();
-        // The first gradient is copied so that .grad never aliases another tensor.
-        leaf_t.set_grad(prev.defined() ? accumulate(prev, gin[k]) : gin[k].clone());
+        // .grad never aliases another tensor: the first gradient is kept as it is
+        // only when nothing else holds it or its memory, else copied.
+        if (prev.defined()) {
+          leaf_t.set_grad(accumulate(prev, gin[k]));
+        } else {
+          leaf_t.set_grad(exclusively_owned(gin[k]) ? std::move(gin[k]) : gin[k].clone());
+        }
       } else {
         grads[in.uid] = accumulate(grads[in.uid], gin[k]);
       }

@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "core/tensor.h"
+#include "kernels/cpu/simd_math.h"
 
 namespace ssm::kernels {
 
@@ -116,74 +117,15 @@ void store_tile(const T* tile, std::int64_t classes, std::int64_t w, T* rows) {
   }
 }
 
-// The row and slab functions are compiled twice on x86-64 with GCC, for
-// AVX2 (x86-64-v3) and for the baseline (SSE2), and the loader picks the
-// clone for the running CPU: the same source, 2-3x faster where AVX2 exists.
-// -DSSM_NO_SIMD_CLONES builds the baseline only (to test it on an AVX2 machine).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(SSM_NO_SIMD_CLONES)
-#define SSM_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SSM_SIMD_CLONES
-#endif
+// The row and slab functions are compiled for AVX2 and for the baseline
+// (SSM_SIMD_CLONES, kernels/cpu/simd_math.h).
 
-// exp(x) for x <= 0, the argument of every exp in a max-subtracted softmax
-// (accurate up to x = 80 too, which covers rounding above 0). Branch-free, so
-// that a loop over it vectorizes under `#pragma omp simd`; std::exp does not.
-//   exp(x) = 2^k exp(r),  k = round(x / ln 2),  r = x - k ln 2 in [-ln2/2, ln2/2]
-// ln 2 is split in two (Cody-Waite) so that k ln 2 is exact, exp(r) is its
-// Taylor polynomial (degree 7 for float, 13 for double: within 2 ulp of
-// std::exp), and 2^k is written into the exponent bits. x is clamped at a
-// point where k = -bias, so the exponent bits, and the result, are exactly 0
-// (e.g. exp(-inf) = 0, a masked logit); results below about 1e-38 (float) or
-// 1e-308 (double) are flushed to 0. NaN stays NaN.
+// exp(x) for the max-subtracted arguments of a softmax (x <= 0 up to
+// rounding): simd::exp, which vectorizes where std::exp does not; exp(-inf)
+// = 0 for a masked logit.
 template <class T>
 inline T exp_nonpositive(T x) {
-  static_assert(std::is_floating_point_v<T>);
-  constexpr bool f32 = std::is_same_v<T, float>;
-  using Bits = std::conditional_t<f32, std::int32_t, std::int64_t>;
-  constexpr T lo = f32 ? T(-88.0) : T(-709.0);  // round(lo / ln 2) = -bias
-  constexpr T log2e = T(1.44269504088896340736);
-  constexpr T ln2_hi = f32 ? T(0.693359375) : T(6.93147180369123816490e-01);
-  constexpr T ln2_lo = f32 ? T(-2.12194440e-4) : T(1.90821492927058770002e-10);
-  // Adding 1.5 * 2^(mantissa bits) rounds to an integer held in the low bits.
-  constexpr T round_magic = f32 ? T(12582912.0) : T(6755399441055744.0);
-  constexpr int mantissa_bits = f32 ? 23 : 52;
-  constexpr Bits exponent_bias = f32 ? 127 : 1023;
-
-  // copysign(lo, x) is lo here; written so, the clamped branch is not folded
-  // into a constant path, which would keep the loop from vectorizing.
-  const T xc = x < lo ? std::copysign(lo, x) : x;  // keeps NaN
-  const T t = xc * log2e + round_magic;
-  const T k = t - round_magic;
-  const Bits ki = std::bit_cast<Bits>(t) - std::bit_cast<Bits>(round_magic);
-  const T r = (xc - k * ln2_hi) - k * ln2_lo;
-  T p;
-  if constexpr (f32) {
-    p = T(1.0 / 5040);
-    p = p * r + T(1.0 / 720);
-    p = p * r + T(1.0 / 120);
-    p = p * r + T(1.0 / 24);
-    p = p * r + T(1.0 / 6);
-    p = p * r + T(0.5);
-  } else {
-    p = T(1.0 / 6227020800.0);
-    p = p * r + T(1.0 / 479001600.0);
-    p = p * r + T(1.0 / 39916800.0);
-    p = p * r + T(1.0 / 3628800.0);
-    p = p * r + T(1.0 / 362880.0);
-    p = p * r + T(1.0 / 40320.0);
-    p = p * r + T(1.0 / 5040.0);
-    p = p * r + T(1.0 / 720.0);
-    p = p * r + T(1.0 / 120.0);
-    p = p * r + T(1.0 / 24.0);
-    p = p * r + T(1.0 / 6.0);
-    p = p * r + T(0.5);
-  }
-  p = p * r + T(1.0);
-  p = p * r + T(1.0);
-  // 2^k; 0 at the clamp, where k = -bias.
-  const Bits scale = static_cast<Bits>((ki + exponent_bias) << mantissa_bits);
-  return p * std::bit_cast<T>(scale);
+  return simd::exp(x);
 }
 
 // max_j x[j], -inf for n = 0. NaN entries are skipped here; they reach a

@@ -119,3 +119,29 @@ TEST_CASE("gradcheck detects a wrong backward", "[cpu][autograd]") {
       gradcheck([&](const std::vector<Tensor>& v) { return v[0] * v[0]; }, {x});
   CHECK(good.ok);
 }
+
+TEST_CASE("a leaf's first gradient is kept without a copy only when nothing shares it",
+          "[cpu][autograd]") {
+  Tensor x = Tensor::from_vector<double>({1, 2, 3}, {3});
+  x.set_requires_grad(true);
+  Tensor c = Tensor::from_vector<double>({10, 20, 30}, {3});
+  // mul's backward makes a fresh gradient; add's passes on the one it received,
+  // which is also the other input's gradient; x + x hands x the same tensor twice.
+  backward(sum(mul(x, c)));
+  Tensor g1 = x.grad();
+  CHECK(g1.to_vector<double>() == std::vector<double>{10, 20, 30});
+  x.zero_grad();
+  Tensor y = Tensor::from_vector<double>({0, 0, 0}, {3});
+  y.set_requires_grad(true);
+  backward(sum(mul(add(x, y), c)));
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{10, 20, 30});
+  CHECK(y.grad().to_vector<double>() == std::vector<double>{10, 20, 30});
+  CHECK(x.grad().storage() != y.grad().storage());
+  x.zero_grad();
+  backward(sum(mul(add(x, x), c)));
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{20, 40, 60});
+  // Each .grad is the sole owner of its memory: writing into one changes no other.
+  CHECK(x.grad().storage().use_count() == 1);
+  CHECK(y.grad().storage().use_count() == 1);
+  CHECK(g1.to_vector<double>() == std::vector<double>{10, 20, 30});
+}
