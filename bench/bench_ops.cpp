@@ -35,16 +35,19 @@ int main(int argc, char** argv) {
   std::string only;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--runs") runs = std::stoi(argv[i + 1]);
-    else if (a == "--warmup") warmup = std::stoi(argv[i + 1]);
-    else if (a == "--only") only = argv[i + 1];
+    if (a == "--runs")
+      runs = std::stoi(argv[i + 1]);
+    else if (a == "--warmup")
+      warmup = std::stoi(argv[i + 1]);
+    else if (a == "--only")
+      only = argv[i + 1];
     else {
       std::fprintf(stderr, "bench_ops: unknown argument %s\n", a.c_str());
       return 2;
     }
   }
   Generator gen(0);
-  Tensor a, b, x, w, bias, target;
+  Tensor a, b, x, w, bias, target;  // re-bound by each case's setup
   auto leaf = [&](const Shape& s) {
     Tensor t = randn(s, DType::Float32, Device::cpu(), gen);
     t.set_requires_grad(true);
@@ -88,6 +91,38 @@ int main(int argc, char** argv) {
          backward(cross_entropy(x, target));
          x.zero_grad();
        }},
+      {"causal_conv1d_silu", "x (8, 512, 1024), w (512, 4)",
+       [&] {
+         x = leaf({8, 512, 1024});
+         w = leaf({512, 4});
+         bias = leaf({512});
+       },
+       [&] {
+         backward(sum(causal_conv1d(x, w, bias, /*silu=*/true)));
+         x.zero_grad();
+         w.zero_grad();
+         bias.zero_grad();
+       }},
+      {"conv2d", "x (16, 32, 32, 32), w (64, 32, 3, 3), pad 1",
+       [&] {
+         x = leaf({16, 32, 32, 32});
+         w = leaf({64, 32, 3, 3});
+         bias = leaf({64});
+       },
+       [&] {
+         backward(sum(conv2d(x, w, bias, 1, 1)));
+         x.zero_grad();
+         w.zero_grad();
+         bias.zero_grad();
+       }},
+      {"gelu", "(8192, 512)",
+       [&] {
+         x = leaf({8192, 512});
+       },
+       [&] {
+         backward(sum(gelu(x)));
+         x.zero_grad();
+       }},
   };
   for (auto& c : cases) {
     if (!only.empty() && c.op != only) continue;
@@ -100,10 +135,11 @@ int main(int argc, char** argv) {
       times.push_back(now_ms() - t0);
     }
     std::sort(times.begin(), times.end());
-    std::printf("{\"op\": \"%s\", \"shape\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, "
-                "\"runs\": %d, \"threads\": %d}\n",
-                c.op.c_str(), c.shape.c_str(), times[times.size() / 2], times.front(), runs,
-                kernels::num_threads());
+    std::printf(
+        "{\"op\": \"%s\", \"shape\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, "
+        "\"runs\": %d, \"threads\": %d}\n",
+        c.op.c_str(), c.shape.c_str(), times[times.size() / 2], times.front(), runs,
+        kernels::num_threads());
     std::fflush(stdout);
   }
   return 0;

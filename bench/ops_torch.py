@@ -46,9 +46,37 @@ def main():
             x.grad = None
         return step
 
+    def causal_conv1d_case():
+        x, w, bias = leaf(8, 512, 1024), leaf(512, 1, 4), leaf(512)
+
+        def step():
+            y = F.conv1d(x, w, bias, padding=3, groups=512)[..., :1024]
+            F.silu(y).sum().backward()
+            x.grad = w.grad = bias.grad = None
+        return step
+
+    def conv2d_case():
+        x, w, bias = leaf(16, 32, 32, 32), leaf(64, 32, 3, 3), leaf(64)
+
+        def step():
+            F.conv2d(x, w, bias, padding=1).sum().backward()
+            x.grad = w.grad = bias.grad = None
+        return step
+
+    def gelu_case():
+        x = leaf(8192, 512)
+
+        def step():
+            F.gelu(x).sum().backward()
+            x.grad = None
+        return step
+
     cases = [("matmul", "1024x1024 @ 1024x1024", matmul_case),
              ("layer_norm", "(8192, 512)", layer_norm_case),
-             ("softmax_cross_entropy", "(4096, 1000)", ce_case)]
+             ("softmax_cross_entropy", "(4096, 1000)", ce_case),
+             ("causal_conv1d_silu", "x (8, 512, 1024), w (512, 4)", causal_conv1d_case),
+             ("conv2d", "x (16, 32, 32, 32), w (64, 32, 3, 3), pad 1", conv2d_case),
+             ("gelu", "(8192, 512)", gelu_case)]
     for op, shape, make in cases:
         step = make()
         for _ in range(args.warmup):

@@ -62,11 +62,11 @@ def main():
     ours, theirs = {}, {}
     for _ in range(args.repeats):
         for op, r in run_lines([exe, "--runs", str(args.runs)], env).items():
-            ours.setdefault(op, r)["all"] = ours[op].get("all", []) + [r["median_ms"]]
+            ours.setdefault(op, dict(r, all=[]))["all"].append(r["median_ms"])
         torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "ops_torch.py"),
                      "--runs", str(args.runs), "--threads", str(args.threads)]
         for op, r in run_lines(torch_cmd, env).items():
-            theirs.setdefault(op, r)["all"] = theirs[op].get("all", []) + [r["median_ms"]]
+            theirs.setdefault(op, dict(r, all=[]))["all"].append(r["median_ms"])
     rows = []
     for op, r in ours.items():
         s = statistics.median(r["all"])
