@@ -19,18 +19,13 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cpu/simd_math.h"
 
 namespace ssm::kernels {
 
 namespace {
 
-template <class T>
-T sigmoid(T x) {
-  // Stable for large |x|: never exponentiates a positive number.
-  if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
-  const T e = std::exp(x);
-  return e / (T(1) + e);
-}
+using simd::sigmoid;  // stable for large |x|, vectorizable
 
 // d silu(z) / dz = s (1 + z (1 - s)), s = sigmoid(z).
 template <class T>
