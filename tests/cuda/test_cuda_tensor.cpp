@@ -18,7 +18,8 @@ TEST_CASE("host <-> device copies round-trip exactly", "[cuda][tensor]") {
   // strided views in both directions
   Tensor dt = d.transpose(0, 1).contiguous();
   CHECK(dt.device().is_cuda());
-  CHECK(dt.to(Device::cpu()).to_vector<float>() == h.transpose(0, 1).contiguous().to_vector<float>());
+  CHECK(dt.to(Device::cpu()).to_vector<float>() ==
+        h.transpose(0, 1).contiguous().to_vector<float>());
   Tensor dst = Tensor::zeros({53, 37}, DType::Float32, Device::cuda());
   dst.narrow(0, 3, 10).copy_(h.transpose(0, 1).narrow(0, 3, 10));
   auto back = dst.to(Device::cpu());
@@ -65,14 +66,25 @@ TEST_CASE("the caching allocator reuses freed blocks and tracks peak bytes", "[c
 
 TEST_CASE("random fills give the same numbers on CPU and CUDA", "[cuda][rng]") {
   if (!cuda_or_skip()) return;
+  // The CPU fill is the oracle; every element must agree bit for bit.
   Generator g1(99), g2(99);
-  Tensor c = rand({1000}, DType::Float32, Device::cpu(), g1);
-  Tensor d = rand({1000}, DType::Float32, Device::cuda(), g2);
+  Tensor c = rand({100003}, DType::Float32, Device::cpu(), g1);
+  Tensor d = rand({100003}, DType::Float32, Device::cuda(), g2);
   CHECK(d.to(Device::cpu()).to_vector<float>() == c.to_vector<float>());
-  Tensor cn = randn({1001}, DType::Float32, Device::cpu(), g1);
-  Tensor dn = randn({1001}, DType::Float32, Device::cuda(), g2);
+  Tensor cb = Tensor::empty({5000}, DType::Float64), db = cb.to(Device::cuda());
+  bernoulli_(cb, 0.3, g1);
+  bernoulli_(db, 0.3, g2);
+  CHECK(db.to(Device::cpu()).to_vector<double>() == cb.to_vector<double>());
+  Tensor cn = randn({100001}, DType::Float32, Device::cpu(), g1);
+  Tensor dn = randn({100001}, DType::Float32, Device::cuda(), g2);
   CHECK(dn.to(Device::cpu()).to_vector<float>() == cn.to_vector<float>());
   CHECK(g1.state() == g2.state());
+  // A strided device view is filled in its own element order.
+  Tensor ct = Tensor::zeros({40, 30}, DType::Float32);
+  Tensor dt = Tensor::zeros({40, 30}, DType::Float32, Device::cuda());
+  uniform_(ct.transpose(0, 1), -2.0, 3.0, g1);
+  uniform_(dt.transpose(0, 1), -2.0, 3.0, g2);
+  CHECK(dt.to(Device::cpu()).to_vector<float>() == ct.to_vector<float>());
 }
 
 TEST_CASE("ops without a CUDA kernel say so", "[cuda][tensor]") {
