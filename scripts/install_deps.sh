@@ -5,7 +5,8 @@
 #   scripts/install_deps.sh --bench   also python3-torch (benchmarks' PyTorch side)
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-openmp-dev)
+packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-openmp-dev libyaml-cpp-dev libhdf5-dev
+  nlohmann-json3-dev libcli11-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy)
 fi

@@ -1,0 +1,52 @@
+#pragma once
+// Sequence classification models and the registry that builds them by name.
+//
+//   auto model = make_model(cfg.model, {.d_input = 4, .num_classes = 10}, init_gen, &dropout_gen);
+//   Tensor logits = model->forward(x, lengths);  // (B, C)
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "layers/module.h"
+
+namespace ssm {
+
+// The `model:` section of a training config (train/config.h reads it).
+struct ModelConfig {
+  std::string name = "mlp_mixer";  // model family (model_names())
+  std::int64_t d_model = 64;
+  std::int64_t n_layers = 2;
+  std::int64_t d_state = 64;   // SSM state size (SSM models)
+  double dropout = 0.0;        // in [0, 1)
+  std::string norm = "layer";  // layer | rms
+  bool prenorm = true;
+  std::string pooling = "mean";  // mean | last
+  double expand = 2.0;           // hidden width of MLP / Mamba blocks, as a multiple of d_model
+};
+
+// What the data fixes about a model's ends.
+struct ModelIO {
+  std::int64_t d_input = 1;      // features per position (float inputs)
+  std::int64_t vocab_size = 0;   // > 0: inputs are int64 tokens (B, L) embedded to d_model
+  std::int64_t num_classes = 2;  // logits per example
+};
+
+class Model : public Module {
+ public:
+  // x: (B, L, d_input) float32, or (B, L) int64 tokens when vocab_size > 0.
+  // lengths: (B) int64 valid lengths (positions >= length are padding), or
+  // undefined when every sequence is full. Returns logits (B, num_classes).
+  virtual Tensor forward(const Tensor& x, const Tensor& lengths) = 0;
+};
+
+// Builds model config.name. Parameters are initialised from init_gen;
+// dropout draws from *dropout_gen (which must outlive the model; may be null
+// when config.dropout is 0). Throws ssm::Error listing the known names for an
+// unknown one.
+std::shared_ptr<Model> make_model(const ModelConfig& config, const ModelIO& io, Generator& init_gen,
+                                  Generator* dropout_gen);
+std::vector<std::string> model_names();
+
+}  // namespace ssm

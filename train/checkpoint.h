@@ -1,0 +1,50 @@
+#pragma once
+// HDF5 checkpoints (layout in docs/checkpoint.md):
+//   /model/<parameter or buffer name>       datasets, one per state_dict entry
+//   /optimizer/tensors/<key>                datasets (exp_avg, momentum_buffer, ...)
+//   /optimizer/counters/<key>               int64 scalars (per-parameter step counts)
+//   /rng/{seed,stream,offset}               the generator's state (uint64, uint32, uint64)
+//   /data/{epoch,index}                     the loader's position
+//   attributes on /: format ("ssmkit-checkpoint"), format_version, step, epoch,
+//                    best_metric, config (the resolved YAML text)
+// Names with dots are stored as they are (`layers.0.mixer.in_proj.weight`).
+//
+// write_checkpoint writes `path.tmp` and renames it onto `path`, so a crash
+// mid-write leaves the previous file intact. read_checkpoint throws
+// ssm::Error naming the file and the dataset for a truncated or foreign file,
+// a missing dataset, or a wrong format version.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/rng.h"
+#include "layers/module.h"
+#include "train/optim.h"
+
+namespace ssm {
+
+inline constexpr std::int64_t kCheckpointFormatVersion = 1;
+
+struct Checkpoint {
+  StateDict model;           // CPU tensors
+  OptimizerState optimizer;  // CPU tensors
+  GeneratorState rng;
+  std::int64_t data_epoch = 0;  // loader position: epoch and index within its permutation
+  std::int64_t data_index = 0;
+  std::int64_t step = 0;  // optimizer steps taken
+  std::int64_t epoch = 0;
+  double best_metric = 0.0;
+  std::string config_yaml;
+};
+
+void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
+Checkpoint read_checkpoint(const std::string& path);
+
+// True when `path` is a complete checkpoint of this format (never throws).
+bool is_valid_checkpoint(const std::string& path);
+
+// The newest valid checkpoint (*.h5, by step, then modification time) in
+// `dir`; `.tmp` leftovers and invalid files are skipped. Empty when none.
+std::string find_latest_checkpoint(const std::string& dir);
+
+}  // namespace ssm
