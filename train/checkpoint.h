@@ -4,15 +4,22 @@
 //   /optimizer/tensors/<key>                datasets (exp_avg, momentum_buffer, ...)
 //   /optimizer/counters/<key>               int64 scalars (per-parameter step counts)
 //   /rng/{seed,stream,offset}               the generator's state (uint64, uint32, uint64)
-//   /data/{epoch,index}                     the loader's position
+//   /data/{epoch,index}                     the loader's position (int64)
 //   attributes on /: format ("ssmkit-checkpoint"), format_version, step, epoch,
 //                    best_metric, config (the resolved YAML text)
-// Names with dots are stored as they are (`layers.0.mixer.in_proj.weight`).
+// Names with dots are stored as they are (`layers.0.mixer.in_proj.weight`);
+// a '/' in a key opens a subgroup, so the optimizer's `w/exp_avg` is the
+// dataset /optimizer/tensors/w/exp_avg. Each of /model, /optimizer/tensors
+// and /optimizer/counters lists its keys in a `names` attribute, and
+// read_checkpoint returns the entries in that (the written) order.
 //
-// write_checkpoint writes `path.tmp` and renames it onto `path`, so a crash
-// mid-write leaves the previous file intact. read_checkpoint throws
-// ssm::Error naming the file and the dataset for a truncated or foreign file,
-// a missing dataset, or a wrong format version.
+// write_checkpoint takes tensors on any device and of any layout (float32,
+// float64, int32, int64; bfloat16 throws) and stores their values row-major.
+// It writes `path.tmp`, syncs it and renames it onto `path`, so a crash
+// mid-write leaves the previous file intact; on failure it removes the tmp
+// file. read_checkpoint returns contiguous CPU tensors and throws ssm::Error
+// "[checkpoint] <path>: ..." naming the dataset or attribute for a truncated
+// or foreign file, a missing dataset, or a wrong format version.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,7 +47,9 @@ struct Checkpoint {
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
 Checkpoint read_checkpoint(const std::string& path);
 
-// True when `path` is a complete checkpoint of this format (never throws).
+// True when `path` is a complete checkpoint of this format: every group,
+// dataset and attribute that read_checkpoint needs is present with a usable
+// type (tensor data is not read). Never throws.
 bool is_valid_checkpoint(const std::string& path);
 
 // The newest valid checkpoint (*.h5, by step, then modification time) in
