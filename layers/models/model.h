@@ -31,11 +31,13 @@ struct ModelIO {
   std::int64_t d_input = 1;      // features per position (float inputs)
   std::int64_t vocab_size = 0;   // > 0: inputs are int64 tokens (B, L) embedded to d_model
   std::int64_t num_classes = 2;  // logits per example
+  // Parameters and float inputs: float32, or float64 (gradient checks).
+  DType dtype = DType::Float32;
 };
 
 class Model : public Module {
  public:
-  // x: (B, L, d_input) float32, or (B, L) int64 tokens when vocab_size > 0.
+  // x: (B, L, d_input) float32 (io.dtype), or (B, L) int64 tokens when vocab_size > 0.
   // lengths: (B) int64 valid lengths (positions >= length are padding), or
   // undefined when every sequence is full. Returns logits (B, num_classes).
   virtual Tensor forward(const Tensor& x, const Tensor& lengths) = 0;
@@ -44,7 +46,7 @@ class Model : public Module {
 // Builds model config.name. Parameters are initialised from init_gen;
 // dropout draws from *dropout_gen (which must outlive the model; may be null
 // when config.dropout is 0). Throws ssm::Error listing the known names for an
-// unknown one.
+// unknown one, and ssm::Error "[<name>] ..." for a config or io out of range.
 std::shared_ptr<Model> make_model(const ModelConfig& config, const ModelIO& io, Generator& init_gen,
                                   Generator* dropout_gen);
 std::vector<std::string> model_names();

@@ -1,0 +1,111 @@
+#pragma once
+// The sequence classifier backbone that every sequence model shares; a model
+// family only supplies its mixer (the one function `make_mixer`).
+//
+// Parameters, by dotted name (D = d_model, C = num_classes):
+//   encoder.weight  (D, d_input), encoder.bias (D)   Linear, for float inputs
+//   encoder.weight  (vocab_size, D)                   Embedding, when io.vocab_size > 0
+//   layers.<i>.norm.weight (D) [, layers.<i>.norm.bias (D)]   LayerNorm (or RMSNorm: no bias)
+//   layers.<i>.mixer.*                                the family's mixer
+//   norm_f.weight (D) [, norm_f.bias (D)]
+//   decoder.weight (C, D), decoder.bias (C)
+// Each block `layers.<i>` also holds `dropout` (no parameters).
+//
+// forward(x, lengths):
+//   h = encoder(x)                                            (B, L, D)
+//   per block, prenorm:  h = h + dropout(mixer(norm(h)))
+//              postnorm: h = norm(h + dropout(mixer(h)))
+//   h = norm_f(h)                                             (B, L, D)
+//   pooled = mean of h over positions < length (all positions without
+//            lengths), or h at position length - 1 ("last")  (B, D)
+//   logits = decoder(pooled)                                  (B, C)
+//
+// Parameters are created in io.dtype (float32, or float64 for gradient
+// checks); float inputs must have that dtype too. Initialisation draws from
+// init_gen in registration order: encoder, each block's mixer, decoder.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/container.h"
+#include "layers/dropout.h"
+#include "layers/embedding.h"
+#include "layers/linear.h"
+#include "layers/models/model.h"
+#include "layers/norm.h"
+
+namespace ssm {
+
+// A sequence mixer: x (B, L, D) -> (B, L, D). Padding sits at the end of a
+// sequence, so a mixer must keep positions >= length from influencing the
+// outputs at positions < length (every causal mixer does); the backbone's
+// pooling relies on it.
+class SequenceMixer : public Module {
+ public:
+  virtual Tensor forward(const Tensor& x) = 0;
+};
+
+// Builds the mixer of block `layer` (0-based). It draws its initial values
+// from the same generator the backbone was given, in call order.
+using MixerFactory = std::function<std::shared_ptr<SequenceMixer>(std::int64_t layer)>;
+
+// One residual block `layers.<i>`: norm, mixer, dropout.
+class ResidualBlock : public Module {
+ public:
+  ResidualBlock(std::shared_ptr<Norm> norm, std::shared_ptr<SequenceMixer> mixer, double dropout,
+                Generator* dropout_gen, bool prenorm);
+  Tensor forward(const Tensor& x);  // (B, L, D) -> (B, L, D)
+
+  Norm& norm() { return *norm_; }
+  SequenceMixer& mixer() { return *mixer_; }
+  Dropout& dropout() { return *dropout_; }
+
+ private:
+  std::shared_ptr<Norm> norm_;
+  std::shared_ptr<SequenceMixer> mixer_;
+  std::shared_ptr<Dropout> dropout_;
+  bool prenorm_;
+};
+
+// Throws ssm::Error "[<name>] ..." unless the config and io are in range:
+// d_model, n_layers, d_state >= 1, dropout in [0, 1) (and a dropout generator
+// when it is > 0), norm layer | rms, pooling mean | last, expand > 0,
+// d_input >= 1, num_classes >= 2, vocab_size >= 0, dtype float32 | float64.
+void check_model_args(const std::string& name, const ModelConfig& config, const ModelIO& io,
+                      const Generator* dropout_gen);
+
+class SequenceClassifier : public Model {
+ public:
+  // name: the model family, used in error messages. Checks the arguments
+  // (check_model_args), then builds encoder, blocks and decoder.
+  SequenceClassifier(const std::string& name, const ModelConfig& config, const ModelIO& io,
+                     Generator& init_gen, Generator* dropout_gen, const MixerFactory& make_mixer);
+
+  // x (B, L, d_input) in io.dtype, or (B, L) int32/int64 tokens; lengths (B)
+  // int32/int64 in [1, L], or undefined. Returns logits (B, num_classes).
+  Tensor forward(const Tensor& x, const Tensor& lengths) override;
+
+  const std::string& name() const { return name_; }
+  const ModelConfig& config() const { return config_; }
+  const ModelIO& io() const { return io_; }
+  std::int64_t num_blocks() const { return blocks_->size(); }
+  ResidualBlock& block(std::int64_t i) { return (*blocks_)[i]; }
+
+ private:
+  Tensor encode(const Tensor& x) const;                       // -> (B, L, D)
+  Tensor pool(const Tensor& h, const Tensor& lengths) const;  // (B, L, D) -> (B, D)
+  void check_inputs(const Tensor& x, const Tensor& lengths) const;
+
+  std::string name_;
+  ModelConfig config_;
+  ModelIO io_;
+  std::shared_ptr<Linear> linear_encoder_;             // float inputs
+  std::shared_ptr<Embedding> token_encoder_;           // token inputs
+  std::shared_ptr<ModuleList<ResidualBlock>> blocks_;  // `layers`
+  std::shared_ptr<Norm> norm_f_;
+  std::shared_ptr<Linear> decoder_;
+};
+
+}  // namespace ssm

@@ -1,0 +1,44 @@
+// make_model / model_names: the table of model families. A new family adds
+// one line to kModels below.
+#include <sstream>
+#include <utility>
+
+#include "layers/models/mlp_mixer.h"
+#include "layers/models/model.h"
+
+namespace ssm {
+
+namespace {
+
+using ModelBuilder = std::shared_ptr<Model> (*)(const ModelConfig&, const ModelIO&, Generator&,
+                                                Generator*);
+
+const std::vector<std::pair<std::string, ModelBuilder>>& models() {
+  static const std::vector<std::pair<std::string, ModelBuilder>> kModels = {
+      {"mlp_mixer", &make_mlp_mixer},
+  };
+  return kModels;
+}
+
+}  // namespace
+
+std::vector<std::string> model_names() {
+  std::vector<std::string> names;
+  for (const auto& [name, builder] : models()) names.push_back(name);
+  return names;
+}
+
+std::shared_ptr<Model> make_model(const ModelConfig& config, const ModelIO& io, Generator& init_gen,
+                                  Generator* dropout_gen) {
+  for (const auto& [name, builder] : models()) {
+    if (name == config.name) {
+      check_model_args(name, config, io, dropout_gen);
+      return builder(config, io, init_gen, dropout_gen);
+    }
+  }
+  std::ostringstream known;
+  for (const auto& name : model_names()) known << (known.tellp() > 0 ? ", " : "") << name;
+  fail("make_model", "unknown model '", config.name, "'; known models: ", known.str());
+}
+
+}  // namespace ssm
