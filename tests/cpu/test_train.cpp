@@ -49,10 +49,10 @@ data:
   train_size: 160
   val_size: 48
   test_size: 48
-  noise: 2.0
+  noise: 1.0
 optimizer:
   name: adamw
-  lr: 0.01
+  lr: 0.03
 scheduler:
   name: cosine
   warmup_steps: 3
@@ -136,7 +136,7 @@ TEST_CASE("a run trains, logs, checkpoints and tests its best checkpoint", "[cpu
   CHECK(e.accuracy == r.test.accuracy);
   CHECK(m.back()["loss"].get<double>() == r.test.loss);
   // Every parameter group's learning rate is logged; warmup then cosine decay.
-  CHECK(m.front()["lr"]["default"].get<double>() == Approx(0.01 / 3));
+  CHECK(m.front()["lr"]["default"].get<double>() == Approx(0.03 / 3));
 }
 
 TEST_CASE("a run resumed mid-epoch ends bit-identical to the uninterrupted run", "[cpu][train]") {
