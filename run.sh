@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the main job. Until the training
-# command lands this is the end-to-end demo: a 2-layer MLP trained with SGD on
-# a generated classification problem, printing its accuracy.
+# Installs what is missing, builds, and trains the default config
+# (configs/smoke.yaml unless CONFIG says otherwise); extra arguments go to
+# `train`, e.g. ./run.sh --resume auto, ./run.sh --set train.epochs=8.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install_deps.sh
 cmake -S . -B build -G Ninja >/dev/null
 cmake --build build -j "$(nproc)"
-exec build/bin/mlp_demo "$@"
+exec build/bin/train --config "${CONFIG:-configs/smoke.yaml}" "$@"

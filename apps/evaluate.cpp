@@ -9,12 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "apps/omp_defaults.h"
 #include "data/registry.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
 int main(int argc, char** argv) {
+  ssm::use_passive_omp_threads(argv);
   CLI::App app{"Prints the loss and accuracy of a checkpoint on a split of the config's data.",
                "evaluate"};
   std::string config_path, checkpoint, split = "test", device;

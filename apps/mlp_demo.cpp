@@ -1,20 +1,24 @@
 // mlp_demo: trains a 2-layer MLP on a generated XOR problem and prints its
 // accuracy. Usage: mlp_demo [--epochs N] [--seed S] [--lr X]
+#include "train/mlp_demo.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "apps/omp_defaults.h"
 #include "core/error.h"
-#include "train/mlp_demo.h"
 
 int main(int argc, char** argv) {
+  ssm::use_passive_omp_threads(argv);
   ssm::MlpDemoOptions o;
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
       if (arg == "--help" || arg == "-h") {
-        std::printf("usage: mlp_demo [--epochs N] [--seed S] [--lr X]\n"
-                    "Trains a 2-layer MLP with SGD on a generated XOR problem.\n");
+        std::printf(
+            "usage: mlp_demo [--epochs N] [--seed S] [--lr X]\n"
+            "Trains a 2-layer MLP with SGD on a generated XOR problem.\n");
         return 0;
       }
       SSM_CHECK(i + 1 < argc, "mlp_demo", "missing value after ", arg);
@@ -36,8 +40,8 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(o.seed));
     const auto r = ssm::run_mlp_demo(o, [&](std::int64_t epoch, double loss, double acc) {
       if ((epoch + 1) % 10 == 0 || epoch == 0) {
-        std::printf("epoch %3lld  loss %.4f  accuracy %.1f%%\n",
-                    static_cast<long long>(epoch + 1), loss, 100.0 * acc);
+        std::printf("epoch %3lld  loss %.4f  accuracy %.1f%%\n", static_cast<long long>(epoch + 1),
+                    loss, 100.0 * acc);
       }
     });
     std::printf("done: %lld steps, loss %.4f -> %.4f, training accuracy %.1f%%\n",

@@ -10,10 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "apps/omp_defaults.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
 int main(int argc, char** argv) {
+  ssm::use_passive_omp_threads(argv);
   CLI::App app{
       "Trains the model a YAML config describes; writes config.yaml, metrics.jsonl and HDF5 "
       "checkpoints (last.h5, best.h5) to run.output_dir/run.name.",

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "apps/omp_defaults.h"
 #include "kernels/common.h"
 #include "ssm.h"
 
@@ -31,6 +32,7 @@ double now_ms() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ssm::use_passive_omp_threads(argv);
   int runs = 20, warmup = 3;
   std::string only;
   for (int i = 1; i + 1 < argc; i += 2) {

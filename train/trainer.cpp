@@ -307,7 +307,9 @@ TrainResult train(const Config& config, const TrainOptions& options) {
     window_samples += n_step;
     evaluated_at_step = false;
 
-    if (step % tc.log_every == 0 || step == total_steps) {
+    // metrics.jsonl (and plain lines) every log_every steps; a live bar every step.
+    const bool log_now = step % tc.log_every == 0 || step == total_steps;
+    if (log_now || options.progress_bar) {
       const auto now = std::chrono::steady_clock::now();
       const double window_s = std::chrono::duration<double>(now - t_window).count();
       const double elapsed = std::chrono::duration<double>(now - t_start).count();
@@ -315,11 +317,14 @@ TrainResult train(const Config& config, const TrainOptions& options) {
       const double eta = elapsed / static_cast<double>(steps_this_session) *
                          static_cast<double>(total_steps - step);
       const double acc = static_cast<double>(correct) / static_cast<double>(n_step);
-      json j = {{"event", "train"},       {"step", step},        {"epoch", loader.position().epoch},
-                {"loss", loss},           {"accuracy", acc},     {"lr", lr_json(*opt)},
-                {"grad_norm", grad_norm}, {"samples_per_s", sps}};
-      if (skipped) j["skipped"] = true;
-      metrics.write(j);
+      if (log_now) {
+        json j = {
+            {"event", "train"},       {"step", step},        {"epoch", loader.position().epoch},
+            {"loss", loss},           {"accuracy", acc},     {"lr", lr_json(*opt)},
+            {"grad_norm", grad_norm}, {"samples_per_s", sps}};
+        if (skipped) j["skipped"] = true;
+        metrics.write(j);
+      }
       ProgressLine p;
       p.epoch = loader.position().epoch + 1;
       p.epochs = tc.max_steps > 0 ? 0 : tc.epochs;
@@ -338,8 +343,10 @@ TrainResult train(const Config& config, const TrainOptions& options) {
       } else {
         out << format_plain(p) << '\n';
       }
-      t_window = now;
-      window_samples = 0;
+      if (log_now) {
+        t_window = now;
+        window_samples = 0;
+      }
     }
 
     // End of epoch: the loader moves on; evaluate when eval_every is 0.
