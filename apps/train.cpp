@@ -38,17 +38,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "train: %s (see --help)\n", e.what());
     return 2;
   }
+  const bool terminal = isatty(STDOUT_FILENO) != 0;
   try {
     const ssm::Config config = ssm::load_config(config_path, overrides);
     ssm::TrainOptions options;
     options.resume = resume;
     options.device = device;
-    options.progress_bar = isatty(STDOUT_FILENO) != 0;
+    options.progress_bar = terminal;
     ssm::train(config, options);
     return 0;
   } catch (const std::exception& e) {
-    std::cout << std::flush;
-    std::fprintf(stderr, "\ntrain: %s\n", e.what());
+    std::cout << (terminal ? "\n" : "") << std::flush;  // ends a progress bar line
+    std::fprintf(stderr, "train: %s\n", e.what());
     return 2;
   }
 }
