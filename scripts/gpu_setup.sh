@@ -18,5 +18,5 @@ export PATH="$prefix/usr/bin:$PATH"
 export CMAKE_PREFIX_PATH="$prefix/usr:${CMAKE_PREFIX_PATH:-}"
 export LD_LIBRARY_PATH="$blas_dir:$prefix/usr/lib/x86_64-linux-gnu:$prefix/usr/lib/x86_64-linux-gnu/hdf5/serial:${LD_LIBRARY_PATH:-}"
 export CPATH="$prefix/usr/include:$prefix/usr/include/x86_64-linux-gnu:${CPATH:-}"
-export SSM_GPU_CMAKE_ARGS="-DSSM_BLAS_LIBRARY=$blas_dir/libopenblas.so -DSSM_CBLAS_INCLUDE=$prefix/usr/include/x86_64-linux-gnu/openblas-openmp -DCatch2_DIR=$prefix/usr/lib/cmake/Catch2 -DHDF5_ROOT=$prefix/usr -DHDF5_C_INCLUDE_DIR=$prefix/usr/include/hdf5/serial -DHDF5_C_LIBRARY_hdf5=$prefix/usr/lib/x86_64-linux-gnu/hdf5/serial/libhdf5.so"
+export SSM_GPU_CMAKE_ARGS="-DSSM_BLAS_LIBRARY=$blas_dir/libopenblas.so -DSSM_CBLAS_INCLUDE=$prefix/usr/include/x86_64-linux-gnu/openblas-openmp -DCatch2_DIR=$prefix/usr/lib/cmake/Catch2"
 set +e +u +o pipefail
