@@ -4,7 +4,6 @@
 // float64), pooling over padded batches, the registry's errors, and a short
 // training run on the generated templates task.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -584,7 +583,6 @@ TEST_CASE("make_model checks the name, io and config ranges", "[cpu][layers]") {
 // ---------------------------------------------------------------- training
 
 TEST_CASE("mlp_mixer learns the templates task with plain SGD in 100 steps", "[cpu][layers]") {
-  const auto start = std::chrono::steady_clock::now();
   data::TemplatesOptions o;
   o.num_classes = 4;
   o.seq_len = 16;
@@ -627,13 +625,9 @@ TEST_CASE("mlp_mixer learns the templates task with plain SGD in 100 steps", "[c
     }
   }
   const double after = accuracy();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  INFO("accuracy " << before << " -> " << after << ", loss " << first_loss << " -> " << last_loss
-                   << ", " << seconds << " s");
+  INFO("accuracy " << before << " -> " << after << ", loss " << first_loss << " -> " << last_loss);
   CHECK(before < 0.5);
   CHECK(after > 0.9);
   CHECK(last_loss < first_loss);
   CHECK(tape_size() == 0);
-  CHECK(seconds < 2.0);
 }
