@@ -79,6 +79,7 @@ Batch collate(const std::vector<Example>& examples) {
   const auto b = static_cast<std::int64_t>(examples.size());
   Shape shape = first.shape();
   shape.insert(shape.begin(), b);
+  const bool first_has_x2 = examples.front().x2.defined();
   Batch out;
   out.x = Tensor::empty(shape, first.dtype());
   std::vector<std::int64_t> labels, lengths;
@@ -93,6 +94,23 @@ Batch collate(const std::vector<Example>& examples) {
   }
   out.y = Tensor::from_vector<std::int64_t>(labels, {b});
   out.lengths = Tensor::from_vector<std::int64_t>(lengths, {b});
+  if (first_has_x2) {
+    const Tensor& f2 = examples.front().x2;
+    Shape shape2 = f2.shape();
+    shape2.insert(shape2.begin(), b);
+    out.x2 = Tensor::empty(shape2, f2.dtype());
+    std::vector<std::int64_t> lengths2;
+    for (std::int64_t i = 0; i < b; ++i) {
+      const Example& e = examples[static_cast<std::size_t>(i)];
+      SSM_CHECK(e.x2.defined() && e.x2.shape() == f2.shape() && e.x2.dtype() == f2.dtype(),
+                "collate", "example ", i, " second sequence ",
+                e.x2.defined() ? e.x2.desc() : std::string("undefined"), " but example 0 has ",
+                f2.desc());
+      out.x2.select(0, i).copy_(e.x2);
+      lengths2.push_back(e.length2);
+    }
+    out.lengths2 = Tensor::from_vector<std::int64_t>(lengths2, {b});
+  }
   return out;
 }
 

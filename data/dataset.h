@@ -19,6 +19,9 @@ struct Example {
   Tensor x;                 // (L, D) float32, or (L) int64 tokens
   std::int64_t label = 0;   // class index
   std::int64_t length = 0;  // valid positions (== L when unpadded)
+  // Paired tasks (LRA Retrieval): the second sequence, else undefined.
+  Tensor x2;                 // (L2) int64 tokens
+  std::int64_t length2 = 0;  // valid positions of x2
 };
 
 class Dataset {
@@ -33,9 +36,11 @@ class Dataset {
 };
 
 struct Batch {
-  Tensor x;        // (B, L, D) float32, or (B, L) int64 tokens
-  Tensor y;        // (B) int64 labels
-  Tensor lengths;  // (B) int64 valid lengths
+  Tensor x;         // (B, L, D) float32, or (B, L) int64 tokens
+  Tensor y;         // (B) int64 labels
+  Tensor lengths;   // (B) int64 valid lengths
+  Tensor x2;        // paired tasks: (B, L2) int64 tokens, else undefined
+  Tensor lengths2;  // paired tasks: (B) int64
   std::int64_t size() const { return y.defined() ? y.size(0) : 0; }
 };
 
