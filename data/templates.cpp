@@ -36,7 +36,11 @@ TemplatesDataset::TemplatesDataset(const TemplatesOptions& o, std::int64_t size,
 
 Example TemplatesDataset::get(std::int64_t i) const {
   SSM_CHECK(i >= 0 && i < size_, "templates", "index ", i, " outside [0, ", size_, ")");
-  return {x_.select(0, i), y_.data<std::int64_t>()[i], o_.seq_len};
+  Example e;
+  e.x = x_.select(0, i);  // (L, D)
+  e.label = y_.data<std::int64_t>()[i];
+  e.length = o_.seq_len;
+  return e;
 }
 
 std::string TemplatesDataset::name() const {
