@@ -2,18 +2,102 @@
 
 #include <sstream>
 
+#include "data/cifar.h"
+#include "data/idx.h"
+#include "data/listops.h"
+#include "data/lra_text.h"
 #include "data/templates.h"
 
 namespace ssm::data {
 
-std::vector<std::string> dataset_names() { return {"templates"}; }
+namespace {
+
+const char* kSplits[] = {"train", "val", "test"};
+
+std::string require_path(const DataConfig& c, const char* what) {
+  SSM_CHECK(!c.path.empty(), "data", "dataset '", c.name, "' needs data.path: ", what);
+  return c.path;
+}
+
+Splits cifar(const DataConfig& c, CifarMode mode) {
+  Splits out;
+  std::shared_ptr<const Dataset>* dst[] = {&out.train, &out.val, &out.test};
+  for (int k = 0; k < 3; ++k) {
+    CifarOptions o;
+    o.folder = require_path(c,
+                            "the folder with data_batch_1.bin ... data_batch_5.bin and "
+                            "test_batch.bin (CIFAR-10 binary version)");
+    o.split = parse_vision_split(kSplits[k]);
+    o.mode = mode;
+    if (c.val_size > 0) o.val_size = c.val_size;
+    o.split_seed = c.seed;
+    o.augment = c.augment && k == 0;
+    *dst[k] = std::make_shared<CifarDataset>(o);
+  }
+  return out;
+}
+
+Splits mnist(const DataConfig& c, MnistVariant variant, bool permuted) {
+  Splits out;
+  std::shared_ptr<const Dataset>* dst[] = {&out.train, &out.val, &out.test};
+  for (int k = 0; k < 3; ++k) {
+    MnistOptions o;
+    o.variant = variant;
+    o.folder = c.path;
+    o.split = parse_vision_split(kSplits[k]);
+    if (c.val_size > 0) o.val_size = c.val_size;
+    o.permutation = permuted ? parse_pixel_permutation(c.permutation) : PixelPermutation::None;
+    o.permutation_seed = c.seed;
+    *dst[k] = std::make_shared<MnistDataset>(o);
+  }
+  return out;
+}
+
+template <class D, class O>
+Splits lra(const DataConfig& c, O o, const char* what) {
+  const std::string folder = require_path(c, what);
+  if (c.max_len > 0) o.max_len = c.max_len;
+  o.truncate = c.truncate;
+  return {std::make_shared<D>(folder, "train", o), std::make_shared<D>(folder, "val", o),
+          std::make_shared<D>(folder, "test", o)};
+}
+
+}  // namespace
+
+std::vector<std::string> dataset_names() {
+  return {"templates", "scifar",    "lra_image",   "smnist",   "psmnist",
+          "sfashion",  "psfashion", "lra_listops", "lra_text", "lra_retrieval"};
+}
 
 Splits make_datasets(const DataConfig& c) {
   if (c.name == "templates") {
     const TemplatesOptions o{c.num_classes, c.seq_len, c.d_input, c.noise, c.seed};
     return {std::make_shared<TemplatesDataset>(o, c.train_size, 0),
-            std::make_shared<TemplatesDataset>(o, c.val_size, 1),
+            std::make_shared<TemplatesDataset>(o, c.val_size > 0 ? c.val_size : 256, 1),
             std::make_shared<TemplatesDataset>(o, c.test_size, 2)};
+  }
+  if (c.name == "scifar") return cifar(c, parse_cifar_mode(c.mode));
+  if (c.name == "lra_image") return cifar(c, CifarMode::Gray);  // LRA Image: grayscale sCIFAR
+  if (c.name == "smnist") return mnist(c, MnistVariant::Mnist, false);
+  if (c.name == "psmnist") return mnist(c, MnistVariant::Mnist, true);
+  if (c.name == "sfashion") return mnist(c, MnistVariant::Fashion, false);
+  if (c.name == "psfashion") return mnist(c, MnistVariant::Fashion, true);
+  if (c.name == "lra_listops") {
+    return lra<ListopsDataset>(c, ListopsOptions{},
+                               "the folder with basic_{train,val,test}.tsv "
+                               "(lra_release/listops-1000)");
+  }
+  if (c.name == "lra_text") {
+    LraTextOptions o;
+    o.val_size = c.val_size;
+    o.val_seed = c.seed;
+    return lra<LraTextDataset>(c, o,
+                               "the folder with train.tsv and test.tsv (see data/lra_text.h)");
+  }
+  if (c.name == "lra_retrieval") {
+    return lra<LraRetrievalDataset>(c, LraRetrievalOptions{},
+                                    "the folder with new_aan_pairs.{train,eval,test}.tsv "
+                                    "(lra_release/tsv_data)");
   }
   std::ostringstream known;
   for (const auto& n : dataset_names()) known << ' ' << n;

@@ -8,18 +8,29 @@
 
 namespace ssm::data {
 
-// The `data:` section of a training config (train/config.h reads it).
+// The `data:` section of a training config (train/config.h reads it). Keys
+// that a dataset does not use are ignored by it.
 struct DataConfig {
   std::string name = "templates";  // dataset (dataset_names())
-  std::string path;                // data folder for file datasets; empty: the dataset's default
+  // File datasets: the folder of the published files. Empty: the dataset's
+  // default (sfashion: /usr/share/datasets/fashion-mnist; others need it).
+  std::string path;
+  // Generated tasks (templates, synthetic): sizes and shapes.
   std::int64_t seq_len = 32;
-  std::int64_t d_input = 4;  // features per position (generated tasks)
+  std::int64_t d_input = 4;  // features per position
   std::int64_t num_classes = 4;
-  std::int64_t train_size = 1024;  // generated tasks: examples per split
-  std::int64_t val_size = 256;
+  std::int64_t train_size = 1024;  // examples per split
+  std::int64_t val_size = 0;       // 0: the dataset's default (templates 256, scifar and
+                                   // MNIST 5000 held out of train, lra_text: the test set)
   std::int64_t test_size = 256;
-  double noise = 1.0;         // generated tasks: noise standard deviation
-  std::uint64_t seed = 1234;  // generated tasks: which data set is generated
+  double noise = 1.0;         // templates: noise standard deviation
+  std::uint64_t seed = 1234;  // which data set is generated; scifar's val split
+  // File datasets.
+  std::string mode = "rgb";                  // scifar: rgb | gray | tokens
+  std::string permutation = "bit_reversal";  // psmnist, psfashion: bit_reversal | random
+  bool augment = false;                      // scifar train split: random crop + flip
+  std::int64_t max_len = 0;  // LRA text tasks: longest accepted sequence; 0: the task's
+  bool truncate = false;     // LRA text tasks: cut longer sequences instead of failing
 };
 
 struct Splits {

@@ -6,7 +6,8 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-openmp-dev libyaml-cpp-dev libhdf5-dev
-  nlohmann-json3-dev libcli11-dev)
+  nlohmann-json3-dev libcli11-dev zlib1g-dev
+  dataset-fashion-mnist)  # real data: the sFashion-MNIST loader's test reads it
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy)
 fi

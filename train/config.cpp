@@ -55,6 +55,11 @@ const std::vector<Field<DataConfig>>& data_fields() {
       {"test_size", &DataConfig::test_size},
       {"noise", &DataConfig::noise},
       {"seed", &DataConfig::seed},
+      {"mode", &DataConfig::mode},
+      {"permutation", &DataConfig::permutation},
+      {"augment", &DataConfig::augment},
+      {"max_len", &DataConfig::max_len},
+      {"truncate", &DataConfig::truncate},
   };
   return fields;
 }
@@ -509,9 +514,12 @@ void check_data(const Document& doc, const DataConfig& d) {
   c.require(d.d_input > 0, "d_input", "must be > 0");
   c.require(d.num_classes >= 2, "num_classes", "must be >= 2");
   c.require(d.train_size > 0, "train_size", "must be > 0");
-  c.require(d.val_size > 0, "val_size", "must be > 0");
+  c.require(d.val_size >= 0, "val_size", "must be >= 0");
   c.require(d.test_size > 0, "test_size", "must be > 0");
   c.require(d.noise >= 0.0, "noise", "must be >= 0");
+  c.one_of(d.mode, "mode", {"rgb", "gray", "tokens"});
+  c.one_of(d.permutation, "permutation", {"bit_reversal", "random", "none"});
+  c.require(d.max_len >= 0, "max_len", "must be >= 0");
 }
 
 void check_optimizer(const Document& doc, const OptimizerConfig& o) {
