@@ -75,7 +75,7 @@ class CifarDataset : public Dataset {
   explicit CifarDataset(const CifarOptions& options);
   std::int64_t size() const override { return static_cast<std::int64_t>(labels_.size()); }
   Example get(std::int64_t i) const override { return get(i, epoch_.load()); }
-  Example get(std::int64_t i, std::int64_t epoch) const;
+  Example get(std::int64_t i, std::int64_t epoch) const override;
   std::int64_t num_classes() const override { return 10; }
   std::int64_t d_input() const override;
   std::int64_t vocab_size() const override { return o_.mode == CifarMode::Tokens ? 256 : 0; }

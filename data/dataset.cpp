@@ -164,7 +164,7 @@ DataLoader::Item DataLoader::make_item(const LoaderPosition& pos, OrderCache& ca
   examples.reserve(static_cast<std::size_t>(take));
   for (std::int64_t i = 0; i < take; ++i) {
     const std::int64_t idx = cache.order[static_cast<std::size_t>(pos.index + i)];
-    examples.push_back(dataset_->get(idx));
+    examples.push_back(dataset_->get(idx, pos.epoch));
     if (o_.pad == Pad::Fixed) {
       const Example& e = examples.back();
       const std::int64_t l = e.x.defined() && e.x.dim() >= 1 ? e.x.size(0) : 0;

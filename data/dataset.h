@@ -41,6 +41,12 @@ class Dataset {
   // 0 <= i < size(). With a prefetching DataLoader, get() runs on the
   // loader's worker thread: it must not modify shared state unsynchronised.
   virtual Example get(std::int64_t i) const = 0;
+  // Example i as epoch `epoch` sees it: differs from get(i) only for
+  // datasets with per-epoch augmentation. The DataLoader calls this one.
+  virtual Example get(std::int64_t i, std::int64_t epoch) const {
+    (void)epoch;
+    return get(i);
+  }
   virtual std::int64_t num_classes() const = 0;
   virtual std::int64_t d_input() const = 0;              // features per position (1 for tokens)
   virtual std::int64_t vocab_size() const { return 0; }  // > 0: token inputs

@@ -6,6 +6,8 @@
 #include "data/idx.h"
 #include "data/listops.h"
 #include "data/lra_text.h"
+#include "data/pathfinder.h"
+#include "data/synthetic.h"
 #include "data/templates.h"
 
 namespace ssm::data {
@@ -62,11 +64,39 @@ Splits lra(const DataConfig& c, O o, const char* what) {
           std::make_shared<D>(folder, "test", o)};
 }
 
+Splits pathfinder(const DataConfig& c, std::int64_t resolution) {
+  PathfinderOptions o;
+  o.root = require_path(c, resolution == 32 ? "a folder holding imgs/ and metadata/ "
+                                              "(lra_release/pathfinder32/curv_contour_length_14)"
+                                            : "a folder holding imgs/ and metadata/ "
+                                              "(lra_release/pathfinder128/curv_contour_length_14)");
+  o.resolution = resolution;
+  o.eager = resolution <= 32;  // Path-X: images are read as they are used
+  return {std::make_shared<PathfinderDataset>(o, 0), std::make_shared<PathfinderDataset>(o, 1),
+          std::make_shared<PathfinderDataset>(o, 2)};
+}
+
+// A synthetic task generated on the fly: train_size / val_size (default
+// test_size) / test_size examples, seeded by data.seed.
+template <class D, class O>
+Splits synthetic(const DataConfig& c, const O& o) {
+  const std::int64_t val = c.val_size > 0 ? c.val_size : c.test_size;
+  return {std::make_shared<D>(o, c.train_size, 0), std::make_shared<D>(o, val, 1),
+          std::make_shared<D>(o, c.test_size, 2)};
+}
+
 }  // namespace
 
 std::vector<std::string> dataset_names() {
-  return {"templates", "scifar",    "lra_image",   "smnist",   "psmnist",
-          "sfashion",  "psfashion", "lra_listops", "lra_text", "lra_retrieval"};
+  return {"templates",       "scifar",
+          "lra_image",       "smnist",
+          "psmnist",         "sfashion",
+          "psfashion",       "lra_listops",
+          "lra_text",        "lra_retrieval",
+          "pathfinder",      "pathx",
+          "copying",         "selective_copying",
+          "induction_heads", "associative_recall",
+          "adding"};
 }
 
 Splits make_datasets(const DataConfig& c) {
@@ -98,6 +128,47 @@ Splits make_datasets(const DataConfig& c) {
     return lra<LraRetrievalDataset>(c, LraRetrievalOptions{},
                                     "the folder with new_aan_pairs.{train,eval,test}.tsv "
                                     "(lra_release/tsv_data)");
+  }
+  if (c.name == "pathfinder") return pathfinder(c, 32);
+  if (c.name == "pathx") return pathfinder(c, 128);
+  if (c.name == "copying") {
+    CopyingOptions o;
+    o.num_tokens = c.num_tokens;
+    o.delay = c.seq_len;
+    o.vocab_size = c.vocab_size;
+    o.seed = c.seed;
+    return synthetic<CopyingDataset>(c, o);
+  }
+  if (c.name == "selective_copying") {
+    SelectiveCopyingOptions o;
+    o.seq_len = c.seq_len;
+    o.vocab_size = c.vocab_size;
+    o.num_tokens = c.num_tokens;
+    o.seed = c.seed;
+    return synthetic<SelectiveCopyingDataset>(c, o);
+  }
+  if (c.name == "induction_heads") {
+    InductionHeadsOptions o;
+    o.seq_len = c.seq_len;
+    o.test_seq_len = c.max_len;
+    o.vocab_size = c.vocab_size;
+    o.seed = c.seed;
+    return synthetic<InductionHeadsDataset>(c, o);
+  }
+  if (c.name == "associative_recall") {
+    AssociativeRecallOptions o;
+    o.num_pairs = c.num_tokens;
+    o.num_keys = c.vocab_size;
+    o.num_values = c.vocab_size;
+    o.seed = c.seed;
+    return synthetic<AssociativeRecallDataset>(c, o);
+  }
+  if (c.name == "adding") {
+    AddingOptions o;
+    o.seq_len = c.seq_len;
+    o.num_bins = c.num_classes;
+    o.seed = c.seed;
+    return synthetic<AddingDataset>(c, o);
   }
   std::ostringstream known;
   for (const auto& n : dataset_names()) known << ' ' << n;

@@ -31,6 +31,17 @@ struct DataConfig {
   bool augment = false;                      // scifar train split: random crop + flip
   std::int64_t max_len = 0;  // LRA text tasks: longest accepted sequence; 0: the task's
   bool truncate = false;     // LRA text tasks: cut longer sequences instead of failing
+  // Synthetic tasks (data/synthetic.h), generated on the fly from data.seed:
+  // seq_len is the sequence length (copying: the delay; induction_heads:
+  // train and val, with max_len the test length when > 0), num_classes the
+  // adding problem's bins, vocab_size the token vocabulary (associative_recall:
+  // keys and values each).
+  std::int64_t vocab_size = 16;
+  std::int64_t num_tokens = 16;  // tokens to copy; associative_recall: key-value pairs
+  // The loader.
+  std::string pad = "longest";  // none | longest | fixed (to pad_length)
+  std::int64_t pad_length = 0;
+  std::int64_t prefetch = 2;  // batches prepared ahead on a worker thread; 0: off
 };
 
 struct Splits {

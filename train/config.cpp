@@ -60,6 +60,11 @@ const std::vector<Field<DataConfig>>& data_fields() {
       {"augment", &DataConfig::augment},
       {"max_len", &DataConfig::max_len},
       {"truncate", &DataConfig::truncate},
+      {"vocab_size", &DataConfig::vocab_size},
+      {"num_tokens", &DataConfig::num_tokens},
+      {"pad", &DataConfig::pad},
+      {"pad_length", &DataConfig::pad_length},
+      {"prefetch", &DataConfig::prefetch},
   };
   return fields;
 }
@@ -520,6 +525,12 @@ void check_data(const Document& doc, const DataConfig& d) {
   c.one_of(d.mode, "mode", {"rgb", "gray", "tokens"});
   c.one_of(d.permutation, "permutation", {"bit_reversal", "random", "none"});
   c.require(d.max_len >= 0, "max_len", "must be >= 0");
+  c.require(d.vocab_size >= 2, "vocab_size", "must be >= 2");
+  c.require(d.num_tokens > 0, "num_tokens", "must be > 0");
+  c.one_of(d.pad, "pad", {"none", "longest", "fixed"});
+  if (d.pad == "fixed") c.require(d.pad_length > 0, "pad_length", "must be > 0 with pad: fixed");
+  c.require(d.pad_length >= 0, "pad_length", "must be >= 0");
+  c.require(d.prefetch >= 0, "prefetch", "must be >= 0");
 }
 
 void check_optimizer(const Document& doc, const OptimizerConfig& o) {

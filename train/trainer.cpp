@@ -120,8 +120,11 @@ EvalResult evaluate_model(Model& model, const data::Dataset& dataset, std::int64
                           Device device) {
   NoGradGuard no_grad;
   model.eval();
-  data::DataLoader loader(std::shared_ptr<const data::Dataset>(&dataset, [](auto*) {}), batch_size,
-                          /*shuffle=*/false, /*drop_last=*/false, 0);
+  data::LoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.shuffle = false;
+  lo.pad = data::Pad::Longest;  // the model ignores padded positions
+  data::DataLoader loader(std::shared_ptr<const data::Dataset>(&dataset, [](auto*) {}), lo);
   double loss_sum = 0.0;
   std::int64_t correct = 0, n = 0;
   data::Batch b;
@@ -159,6 +162,13 @@ TrainResult train(const Config& config, const TrainOptions& options) {
     SSM_CHECK(f.good(), "train", (run_dir / "config.yaml").string(), ": cannot write");
   }
 
+  // The classifier backbone takes one input sequence and one label.
+  SSM_CHECK(!splits.train->x2_is_target(), "train", "dataset '", config.data.name,
+            "' has sequence targets (sequence-to-sequence); model '", config.model.name,
+            "' is a classifier (one label per sequence)");
+  SSM_CHECK(!splits.train->get(0).x2.defined(), "train", "dataset '", config.data.name,
+            "' pairs two sequences per example; model '", config.model.name,
+            "' takes one sequence");
   Generator dropout_gen(tc.seed, 1);
   std::shared_ptr<Model> model = build_model(config, *splits.train, &dropout_gen);
   model->to(device);
@@ -169,8 +179,17 @@ TrainResult train(const Config& config, const TrainOptions& options) {
 
   // The loader's Philox key differs from the init (stream 0) and dropout
   // (stream 1) generators' key, so its per-epoch streams are independent of them.
-  data::DataLoader loader(splits.train, tc.batch_size, /*shuffle=*/true, tc.drop_last,
-                          tc.seed ^ 0x9e3779b97f4a7c15ULL);
+  data::LoaderOptions lo;
+  lo.batch_size = tc.batch_size;
+  lo.shuffle = true;
+  lo.drop_last = tc.drop_last;
+  lo.seed = tc.seed ^ 0x9e3779b97f4a7c15ULL;
+  lo.pad = config.data.pad == "none"    ? data::Pad::None
+           : config.data.pad == "fixed" ? data::Pad::Fixed
+                                        : data::Pad::Longest;
+  lo.pad_length = config.data.pad_length;
+  lo.prefetch = config.data.prefetch;
+  data::DataLoader loader(splits.train, lo);
   const std::int64_t batches_per_epoch = loader.batches_per_epoch();
   SSM_CHECK(batches_per_epoch > 0, "train", "the training split has no full batch");
   const std::int64_t steps_per_epoch = (batches_per_epoch + tc.grad_accum - 1) / tc.grad_accum;

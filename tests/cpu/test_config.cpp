@@ -52,6 +52,16 @@ void check_same(const Config& a, const Config& b) {
   CHECK(a.data.test_size == b.data.test_size);
   CHECK(a.data.noise == b.data.noise);
   CHECK(a.data.seed == b.data.seed);
+  CHECK(a.data.mode == b.data.mode);
+  CHECK(a.data.permutation == b.data.permutation);
+  CHECK(a.data.augment == b.data.augment);
+  CHECK(a.data.max_len == b.data.max_len);
+  CHECK(a.data.truncate == b.data.truncate);
+  CHECK(a.data.vocab_size == b.data.vocab_size);
+  CHECK(a.data.num_tokens == b.data.num_tokens);
+  CHECK(a.data.pad == b.data.pad);
+  CHECK(a.data.pad_length == b.data.pad_length);
+  CHECK(a.data.prefetch == b.data.prefetch);
 
   CHECK(a.optimizer.name == b.optimizer.name);
   CHECK(a.optimizer.lr == b.optimizer.lr);
@@ -540,7 +550,9 @@ TEST_CASE("every range rule has its own message", "[cpu][config]") {
       {"data.d_input=0", "data.d_input: must be > 0, got 0"},
       {"data.num_classes=1", "data.num_classes: must be >= 2, got 1"},
       {"data.train_size=0", "data.train_size: must be > 0, got 0"},
-      {"data.val_size=0", "data.val_size: must be > 0, got 0"},
+      {"data.val_size=-1", "data.val_size: must be >= 0, got -1"},
+      {"data.max_len=-1", "data.max_len: must be >= 0, got -1"},
+      {"data.mode=hsv", "data.mode: expected one of rgb, gray, tokens, got 'hsv'"},
       {"data.test_size=0", "data.test_size: must be > 0, got 0"},
       {"data.noise=-1e-3", "data.noise: must be >= 0, got -1e-3"},
       {"optimizer.lr=0", "optimizer.lr: must be > 0, got 0"},
@@ -682,7 +694,17 @@ TEST_CASE("to_yaml writes every key and loads back to an equal config", "[cpu][c
             .val_size = 2000,
             .test_size = 2500,
             .noise = 0.30000000000000004,
-            .seed = 99};
+            .seed = 99,
+            .mode = "tokens",
+            .permutation = "random",
+            .augment = true,
+            .max_len = 2000,
+            .truncate = true,
+            .vocab_size = 20,
+            .num_tokens = 7,
+            .pad = "fixed",
+            .pad_length = 2048,
+            .prefetch = 0};
   c.optimizer = {.name = "sgd",
                  .lr = 3e-4,
                  .weight_decay = 0.05,
