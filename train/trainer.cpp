@@ -252,14 +252,14 @@ TrainResult train(const Config& config, const TrainOptions& options) {
     char line[160];
     std::snprintf(line, sizeof line, "eval step %lld: val loss %.4f acc %.4f%s",
                   static_cast<long long>(step), r.loss, r.accuracy, improved ? " (best)" : "");
-    out << line << '\n';
+    out << line << std::endl;
     return improved;
   };
 
   out << "run " << run_dir.string() << ": model " << config.model.name << " ("
       << model->num_parameters() << " parameters), data " << config.data.name << " ("
       << splits.train->size() << " train examples), " << total_steps << " steps on " << device.str()
-      << '\n';
+      << std::endl;
 
   TrainResult result;
   result.run_dir = run_dir.string();
@@ -314,7 +314,7 @@ TrainResult train(const Config& config, const TrainOptions& options) {
       if (!tc.skip_nonfinite) {
         fail("train", msg.str(), " (set train.skip_nonfinite: true to skip such steps)");
       }
-      out << "skipped " << msg.str() << '\n';
+      out << "skipped " << msg.str() << std::endl;
       skipped = true;
       ++result.skipped_steps;
     } else {
@@ -360,7 +360,7 @@ TrainResult train(const Config& config, const TrainOptions& options) {
       if (options.progress_bar) {
         out << '\r' << format_bar(p) << "\033[K" << std::flush;
       } else {
-        out << format_plain(p) << '\n';
+        out << format_plain(p) << std::endl;
       }
       if (log_now) {
         t_window = now;
@@ -423,7 +423,7 @@ TrainResult train(const Config& config, const TrainOptions& options) {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count())
           .c_str(),
       best, static_cast<long long>(best_ck.step), test.loss, test.accuracy);
-  out << line << '\n';
+  out << line << std::endl;
   result.steps = step;
   result.best_val_accuracy = best;
   result.test = test;
