@@ -2,14 +2,52 @@
 // Shared helpers of the test suite: tolerant comparison with a useful failure
 // message (index, both values, max error), seeded random inputs, gradcheck
 // as a Catch2 assertion, and the skip rule of [cuda] tests.
+#include <unistd.h>
+
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <string>
 
 #include "ssm.h"
 
 namespace ssm::testing {
+
+// A fresh empty folder under the system temp folder, unique per process and
+// call (tests may run in parallel), removed with its contents at scope exit.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "test") {
+    static std::atomic<int> counter{0};
+    path_ = std::filesystem::temp_directory_path() /
+            ("ssm_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string str() const { return path_.string(); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  // Writes `content` byte for byte to <dir>/name (creating folders) and returns the path.
+  std::string write(const std::string& name, const std::string& content) const {
+    const std::filesystem::path p = path_ / name;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream out(p, std::ios::binary);
+    out << content;
+    return p.string();
+  }
+
+ private:
+  std::filesystem::path path_;
+};
 
 // Fails unless |a - b| <= atol + rtol |b| everywhere (b is the reference).
 inline void require_close(const Tensor& a, const Tensor& b, double atol = 1e-6,

@@ -17,31 +17,9 @@
 using namespace ssm;
 using ssm::testing::error_message;
 namespace fs = std::filesystem;
+using ssm::testing::TempDir;
 
 namespace {
-
-// A fresh folder under the system temp folder, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("ssm_checkpoint_test_" + std::to_string(rd()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::vector<unsigned char> bytes_of(const Tensor& t) {
   const Tensor c = t.contiguous();
@@ -156,7 +134,7 @@ bool has_tmp_file(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("a checkpoint round-trips every field bitwise, in order", "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   const std::string path = dir.file("run.h5");
   const Checkpoint ck = make_checkpoint();
   REQUIRE(!ck.model[6].second.is_contiguous());  // the test covers a strided input
@@ -173,7 +151,7 @@ TEST_CASE("a checkpoint round-trips every field bitwise, in order", "[cpu][check
 }
 
 TEST_CASE("an empty checkpoint and one with thousands of entries round-trip", "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   SECTION("empty: no tensors, no counters, default fields") {
     Checkpoint empty;
     write_checkpoint(dir.file("empty.h5"), empty);
@@ -193,7 +171,7 @@ TEST_CASE("an empty checkpoint and one with thousands of entries round-trip", "[
 }
 
 TEST_CASE("overwriting a checkpoint replaces its content and leaves no .tmp", "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   const std::string path = dir.file("last.h5");
   write_checkpoint(path, make_checkpoint(10));
   Checkpoint second;
@@ -208,7 +186,7 @@ TEST_CASE("overwriting a checkpoint replaces its content and leaves no .tmp", "[
 
 TEST_CASE("a failed write throws naming the path, leaves no .tmp and keeps the old file",
           "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   SECTION("a folder that does not exist") {
     const std::string path = dir.file("missing/sub/ck.h5");
     const std::string msg = error_message([&] { write_checkpoint(path, make_checkpoint()); });
@@ -258,7 +236,7 @@ TEST_CASE("a failed write throws naming the path, leaves no .tmp and keeps the o
 
 TEST_CASE("truncated and foreign files are rejected with an error naming the file",
           "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   const std::string path = dir.file("ck.h5");
   write_checkpoint(path, make_checkpoint());
   const auto size = fs::file_size(path);
@@ -294,7 +272,7 @@ TEST_CASE("truncated and foreign files are rejected with an error naming the fil
 }
 
 TEST_CASE("a missing dataset, group or attribute is named in the error", "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   const std::string path = dir.file("ck.h5");
   struct Case {
     std::string link;
@@ -326,7 +304,7 @@ TEST_CASE("a missing dataset, group or attribute is named in the error", "[cpu][
 }
 
 TEST_CASE("a checkpoint of a newer or invalid format version is refused", "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   const std::string path = dir.file("ck.h5");
   write_checkpoint(path, make_checkpoint());
   checkpoint_testing::set_root_attribute(path, "format_version", kCheckpointFormatVersion);
@@ -345,7 +323,7 @@ TEST_CASE("a checkpoint of a newer or invalid format version is refused", "[cpu]
 
 TEST_CASE("find_latest_checkpoint picks the valid checkpoint with the highest step",
           "[cpu][checkpoint]") {
-  TempDir dir;
+  TempDir dir("checkpoint");
   SECTION("missing or empty folder") {
     CHECK(find_latest_checkpoint(dir.file("absent")).empty());
     CHECK(find_latest_checkpoint(dir.path().string()).empty());

@@ -19,38 +19,9 @@ using namespace ssm::data;
 using Catch::Matchers::Contains;
 using ssm::testing::error_message;
 namespace fs = std::filesystem;
+using ssm::testing::TempDir;
 
 namespace {
-
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("ssm_lra_test_" + std::to_string(rd()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string str() const { return path_.string(); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  // Writes `content` byte for byte to <dir>/name and returns the path.
-  std::string write(const std::string& name, const std::string& content) const {
-    const fs::path p = path_ / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream out(p, std::ios::binary);
-    out << content;
-    return p.string();
-  }
-
- private:
-  fs::path path_;
-};
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -68,7 +39,7 @@ std::vector<std::int64_t> bytes_as_tokens(const std::string& s) {
 // ---------------------------------------------------------------- TSV
 
 TEST_CASE("tsv: fields split on tabs, CRLF tolerated, lines counted from 1", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   const std::string path = dir.write("a.tsv", "x\ty\r\n1\t\r\n\tb c\n3\t4");
   TsvReader r(path, "test", "hint");
   r.expect_header({"x", "y"});
@@ -86,7 +57,7 @@ TEST_CASE("tsv: fields split on tabs, CRLF tolerated, lines counted from 1", "[c
 
 TEST_CASE("tsv: wrong field count, empty line, bad header and missing file are errors",
           "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   const std::string path = dir.write("a.tsv", "x\ty\n1\t2\n3\n");
   TsvReader r(path, "test", "hint");
   r.expect_header({"x", "y"});
@@ -172,7 +143,7 @@ TEST_CASE("listops: malformed expressions are errors", "[cpu][data]") {
 // ---------------------------------------------------------------- ListOps files
 
 TEST_CASE("listops: the loader reads LRA's format into exact tokens and labels", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   dir.write("basic_train.tsv",
             "Source\tTarget\r\n"
             "( ( ( [MAX 2 ) 9 ) ] )\t9\r\n"
@@ -196,7 +167,7 @@ TEST_CASE("listops: the loader reads LRA's format into exact tokens and labels",
 }
 
 TEST_CASE("listops: bad rows and a missing file are errors naming file and line", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   const std::string head = "Source\tTarget\n( ( ( [MAX 2 ) 9 ) ] )\t9\n";
   auto load = [&](const std::string& body, const ListopsOptions& o = {}) {
     dir.write("basic_val.tsv", head + body);
@@ -223,7 +194,7 @@ TEST_CASE("listops: bad rows and a missing file are errors naming file and line"
 }
 
 TEST_CASE("listops: truncate keeps the first max_len tokens", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   dir.write("basic_train.tsv", "Source\tTarget\n( ( ( [MAX 2 ) 9 ) ] )\t9\n");
   ListopsOptions o;
   o.max_len = 3;
@@ -238,7 +209,7 @@ TEST_CASE(
     "listops generator: every label is the expression's value, lengths lie strictly within "
     "the bounds, depth and argument limits hold, trees are distinct",
     "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   ListopsGenOptions o;
   o.max_depth = 6;
   o.max_args = 5;
@@ -289,7 +260,7 @@ TEST_CASE(
 }
 
 TEST_CASE("listops generator: impossible options are errors", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   ListopsGenOptions o;
   o.min_length = 10;
   o.max_length = 11;  // nothing lies strictly between
@@ -308,7 +279,7 @@ TEST_CASE("listops generator: impossible options are errors", "[cpu][data]") {
 // ---------------------------------------------------------------- Text (IMDB)
 
 TEST_CASE("lra_text: reviews load as byte tokens b + 1 with their labels", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   const std::vector<std::pair<std::int64_t, std::string>> train = {
       {1, "Great film!"},
       {0, "tab\there, line\nthere, back\\slash, \xc3\xa9t\xc3\xa9"},
@@ -338,7 +309,7 @@ TEST_CASE("lra_text: reviews load as byte tokens b + 1 with their labels", "[cpu
 }
 
 TEST_CASE("lra_text: val_size splits train into disjoint seeded parts", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   std::vector<std::pair<std::int64_t, std::string>> rows;
   for (int i = 0; i < 20; ++i) rows.emplace_back(i % 2, "review " + std::to_string(i));
   write_lra_text_tsv(dir.file("train.tsv"), rows);
@@ -370,7 +341,7 @@ TEST_CASE("lra_text: val_size splits train into disjoint seeded parts", "[cpu][d
 }
 
 TEST_CASE("lra_text: bad rows, too long reviews and a missing file are errors", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   auto load = [&](const std::string& body, const LraTextOptions& o = {}) {
     dir.write("test.tsv", "label\ttext\n1\tgood\n" + body);
     return error_message([&] { LraTextDataset(dir.str(), "test", o); });
@@ -389,7 +360,7 @@ TEST_CASE("lra_text: bad rows, too long reviews and a missing file are errors", 
   const LraTextDataset t(dir.str(), "test", o);
   CHECK(t.get(0).x.to_vector<std::int64_t>() == bytes_as_tokens("goo"));
 
-  TempDir empty;
+  TempDir empty("lra");
   const std::string msg = error_message([&] { LraTextDataset(empty.str(), "train"); });
   CHECK_THAT(msg, Contains("missing file " + empty.file("train.tsv")));
   CHECK_THAT(msg, Contains("lra_release.gz"));
@@ -397,7 +368,7 @@ TEST_CASE("lra_text: bad rows, too long reviews and a missing file are errors", 
 }
 
 TEST_CASE("lra_text: aclImdb folders export to train.tsv and test.tsv", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   dir.write("aclImdb/train/pos/1_9.txt", "Loved it.<br />Really\tdid.");
   dir.write("aclImdb/train/pos/0_8.txt", "Nice");
   dir.write("aclImdb/train/neg/0_2.txt", "Dull\n");
@@ -425,7 +396,7 @@ TEST_CASE("lra_text: aclImdb folders export to train.tsv and test.tsv", "[cpu][d
 // ---------------------------------------------------------------- Retrieval (AAN)
 
 TEST_CASE("lra_retrieval: pairs load as two byte sequences with 0/1 labels", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   dir.write("new_aan_pairs.train.tsv",
             "1\tP01-1\tP02-2\tFirst paper.\tSecond, longer paper\r\n"
             "0.0\tA\tB\tx\tyz\n"
@@ -456,7 +427,7 @@ TEST_CASE("lra_retrieval: pairs load as two byte sequences with 0/1 labels", "[c
 
 TEST_CASE("lra_retrieval: bad rows, too long documents and a missing file are errors",
           "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("lra");
   auto load = [&](const std::string& body, const LraRetrievalOptions& o = {}) {
     dir.write("new_aan_pairs.test.tsv", "1\ta\tb\tabcd\tef\n" + body);
     return error_message([&] { LraRetrievalDataset(dir.str(), "test", o); });
@@ -476,7 +447,7 @@ TEST_CASE("lra_retrieval: bad rows, too long documents and a missing file are er
   CHECK(t.get(0).x.to_vector<std::int64_t>() == bytes_as_tokens("abc"));
   CHECK(t.get(0).x2.to_vector<std::int64_t>() == bytes_as_tokens("ef"));
 
-  TempDir empty;
+  TempDir empty("lra");
   const std::string msg = error_message([&] { LraRetrievalDataset(empty.str(), "train"); });
   CHECK_THAT(msg, Contains("missing file " + empty.file("new_aan_pairs.train.tsv")));
   CHECK_THAT(msg, Contains("https://storage.googleapis.com/long-range-arena/lra_release.gz"));

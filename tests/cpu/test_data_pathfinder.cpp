@@ -15,31 +15,9 @@ using namespace ssm;
 using namespace ssm::data;
 namespace fs = std::filesystem;
 using Catch::Matchers::Contains;
+using ssm::testing::TempDir;
 
 namespace {
-
-// A fresh folder under the system temp folder, removed with its contents.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path_ = fs::temp_directory_path() /
-            ("ssm_pathfinder_test_" + std::to_string(rd()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 // The message of the ssm::Error that f throws ("" when none).
 template <class F>
@@ -272,7 +250,7 @@ TEST_CASE("png: encode then decode gives the image back bit for bit", "[cpu][dat
     REQUIRE(back.height == h);
     REQUIRE(back.pixels == img.pixels);
   }
-  TempDir dir;
+  TempDir dir("pathfinder");
   const GrayImage img = pattern_image(9, 5, 3);
   write_png_gray(dir.file("a.png"), img);
   REQUIRE(read_png_gray(dir.file("a.png")).pixels == img.pixels);
@@ -369,7 +347,7 @@ TEST_CASE("png: malformed files are errors naming the file", "[cpu][data]") {
 }
 
 TEST_CASE("pathfinder: loader reads values, labels and splits of the LRA layout", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("pathfinder");
   write_fixture(dir.path());
   const auto index = read_pathfinder_index(dir.path().string());
   REQUIRE(index.size() == 10);
@@ -410,7 +388,7 @@ TEST_CASE("pathfinder: loader reads values, labels and splits of the LRA layout"
 }
 
 TEST_CASE("pathfinder: loader errors name the missing or wrong file", "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("pathfinder");
   PathfinderOptions o;
   o.root = (dir.path() / "absent").string();
   REQUIRE_THAT(error_of([&] { PathfinderDataset(o, 0); }),
@@ -439,7 +417,7 @@ TEST_CASE("pathfinder: loader errors name the missing or wrong file", "[cpu][dat
 
 TEST_CASE("pathfinder: generated images connect the markers exactly when the label is 1",
           "[cpu][data]") {
-  TempDir dir;
+  TempDir dir("pathfinder");
   PathfinderGenOptions g;
   g.resolution = 32;
   g.contour_length = 9;

@@ -18,22 +18,9 @@ using namespace ssm;
 using namespace ssm::testing;
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using ssm::testing::TempDir;
 
 namespace {
-
-// A fresh folder under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) {
-    path = fs::temp_directory_path() / ("ssm_test_train_" + name);
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // A small run: 160 training examples in batches of 16 (10 steps an epoch).
 const char* kTinyYaml = R"(model:
@@ -100,10 +87,10 @@ TrainResult quiet_train(const Config& c, TrainOptions o = {}) {
 }  // namespace
 
 TEST_CASE("a run trains, logs, checkpoints and tests its best checkpoint", "[cpu][train]") {
-  TempDir tmp("end_to_end");
-  const Config c = tiny_config(tmp.path);
+  TempDir tmp("train_end_to_end");
+  const Config c = tiny_config(tmp.path());
   const TrainResult r = quiet_train(c);
-  const fs::path run = tmp.path / "tiny";
+  const fs::path run = tmp.path() / "tiny";
   CHECK(r.steps == 30);
   CHECK(fs::exists(run / "config.yaml"));
   CHECK(fs::exists(run / "last.h5"));
@@ -140,14 +127,14 @@ TEST_CASE("a run trains, logs, checkpoints and tests its best checkpoint", "[cpu
 }
 
 TEST_CASE("a run resumed mid-epoch ends bit-identical to the uninterrupted run", "[cpu][train]") {
-  TempDir a("resume_a"), b("resume_b");
-  const Config ca = tiny_config(a.path), cb = tiny_config(b.path);
+  TempDir a("train_resume_a"), b("resume_b");
+  const Config ca = tiny_config(a.path()), cb = tiny_config(b.path());
   quiet_train(ca);
   // Stopped after step 13 (mid-epoch 2); the newest checkpoint is step 12.
   TrainOptions stop;
   stop.stop_after_step = 13;
   CHECK(quiet_train(cb, stop).stopped_early);
-  const fs::path rb = b.path / "tiny";
+  const fs::path rb = b.path() / "tiny";
   CHECK(read_checkpoint((rb / "last.h5").string()).step == 12);
   CHECK(read_checkpoint((rb / "last.h5").string()).data_index == 32);
   // A torn temporary file from the "crash" is ignored.
@@ -156,7 +143,7 @@ TEST_CASE("a run resumed mid-epoch ends bit-identical to the uninterrupted run",
   resume.resume = "auto";
   const TrainResult r = quiet_train(cb, resume);
   CHECK(r.steps == 30);
-  const Checkpoint la = read_checkpoint((a.path / "tiny" / "last.h5").string());
+  const Checkpoint la = read_checkpoint((a.path() / "tiny" / "last.h5").string());
   const Checkpoint lb = read_checkpoint((rb / "last.h5").string());
   REQUIRE(la.model.size() == lb.model.size());
   for (std::size_t i = 0; i < la.model.size(); ++i) {
@@ -167,11 +154,11 @@ TEST_CASE("a run resumed mid-epoch ends bit-identical to the uninterrupted run",
   CHECK(la.rng == lb.rng);
   // The same logged losses, line for line, with no duplicates from the
   // steps the stopped run logged after its last checkpoint.
-  CHECK(losses(read_metrics(a.path / "tiny")) == losses(read_metrics(rb)));
+  CHECK(losses(read_metrics(a.path() / "tiny")) == losses(read_metrics(rb)));
 }
 
 TEST_CASE("gradient accumulation equals one large batch", "[cpu][train]") {
-  TempDir a("accum_a"), b("accum_b");
+  TempDir a("train_accum_a"), b("accum_b");
   // SGD without dropout: 2 micro-batches of 8 == 1 batch of 16, up to rounding.
   const std::vector<std::string> common = {"optimizer.name=sgd",      "optimizer.lr=0.1",
                                            "model.dropout=0.0",       "train.max_steps=5",
@@ -181,17 +168,17 @@ TEST_CASE("gradient accumulation equals one large batch", "[cpu][train]") {
   oa.push_back("train.batch_size=16");
   ob.push_back("train.batch_size=8");
   ob.push_back("train.grad_accum=2");
-  const TrainResult ra = quiet_train(tiny_config(a.path, oa));
-  const TrainResult rb = quiet_train(tiny_config(b.path, ob));
+  const TrainResult ra = quiet_train(tiny_config(a.path(), oa));
+  const TrainResult rb = quiet_train(tiny_config(b.path(), ob));
   CHECK(ra.steps == 5);
   CHECK(rb.steps == 5);
-  const Checkpoint la = read_checkpoint((a.path / "tiny" / "last.h5").string());
-  const Checkpoint lb = read_checkpoint((b.path / "tiny" / "last.h5").string());
+  const Checkpoint la = read_checkpoint((a.path() / "tiny" / "last.h5").string());
+  const Checkpoint lb = read_checkpoint((b.path() / "tiny" / "last.h5").string());
   for (std::size_t i = 0; i < la.model.size(); ++i) {
     INFO(la.model[i].first);
     require_close(lb.model[i].second, la.model[i].second, 1e-5, 1e-4);
   }
-  const auto ma = read_metrics(a.path / "tiny"), mb = read_metrics(b.path / "tiny");
+  const auto ma = read_metrics(a.path() / "tiny"), mb = read_metrics(b.path() / "tiny");
   CHECK(mb[0]["loss"].get<double>() == Approx(ma[0]["loss"].get<double>()).epsilon(1e-5));
 }
 
@@ -224,8 +211,8 @@ class PoisonedDataset : public data::Dataset {
 
 TEST_CASE("a non-finite loss stops the run naming the step, or the step is skipped",
           "[cpu][train]") {
-  TempDir tmp("nonfinite");
-  Config c = tiny_config(tmp.path, {"train.epochs=1"});
+  TempDir tmp("train_nonfinite");
+  Config c = tiny_config(tmp.path(), {"train.epochs=1"});
   data::Splits s = data::make_datasets(c.data);
   s.train = std::make_shared<PoisonedDataset>(s.train, 5);
   TrainOptions o;
@@ -241,21 +228,21 @@ TEST_CASE("a non-finite loss stops the run naming the step, or the step is skipp
   CHECK(r.skipped_steps == 1);
   CHECK(r.steps == 10);
   // The skipped step changed nothing: every parameter is finite.
-  const Checkpoint last = read_checkpoint((tmp.path / "tiny" / "last.h5").string());
+  const Checkpoint last = read_checkpoint((tmp.path() / "tiny" / "last.h5").string());
   for (const auto& [name, t] : last.model) {
     for (float v : t.to_vector<float>()) REQUIRE(std::isfinite(v));
   }
   int skipped_lines = 0;
-  for (const auto& j : read_metrics(tmp.path / "tiny")) skipped_lines += j.contains("skipped");
+  for (const auto& j : read_metrics(tmp.path() / "tiny")) skipped_lines += j.contains("skipped");
   CHECK(skipped_lines == 1);
 }
 
 TEST_CASE("resuming from a checkpoint of another model names the mismatched keys", "[cpu][train]") {
-  TempDir tmp("mismatch");
-  quiet_train(tiny_config(tmp.path, {"train.max_steps=4"}));
-  const Config wider = tiny_config(tmp.path, {"train.max_steps=8", "model.d_model=24"});
+  TempDir tmp("train_mismatch");
+  quiet_train(tiny_config(tmp.path(), {"train.max_steps=4"}));
+  const Config wider = tiny_config(tmp.path(), {"train.max_steps=8", "model.d_model=24"});
   TrainOptions o;
-  o.resume = (tmp.path / "tiny" / "last.h5").string();
+  o.resume = (tmp.path() / "tiny" / "last.h5").string();
   const std::string msg = error_message([&] { quiet_train(wider, o); });
   CHECK(msg.find("[load_state_dict]") == 0);
   CHECK(msg.find("encoder.weight: expected (24, 3) float32, got (16, 3) float32") !=
@@ -300,9 +287,9 @@ std::pair<int, std::string> run_command(const std::string& cmd, const fs::path& 
 
 TEST_CASE("train and evaluate: help, bad input exits 2, evaluate matches the logged test metric",
           "[cpu][train][cli]") {
-  TempDir tmp("cli");
+  TempDir tmp("train_cli");
   const std::string bin = SSM_BIN_DIR;
-  const fs::path log = tmp.path / "out.txt";
+  const fs::path log = tmp.path() / "out.txt";
   {
     const auto [rc, out] = run_command(bin + "/train --help", log);
     CHECK(rc == 0);
@@ -314,19 +301,19 @@ TEST_CASE("train and evaluate: help, bad input exits 2, evaluate matches the log
     CHECK(rc == 0);
     CHECK(out.find("--checkpoint") != std::string::npos);
   }
-  const fs::path cfg = tmp.path / "tiny.yaml";
+  const fs::path cfg = tmp.path() / "tiny.yaml";
   std::ofstream(cfg) << kTinyYaml;
   {
     const auto [rc, out] =
         run_command(bin + "/train --config " + cfg.string() +
-                        " --set optimizer.lr=fast --set run.output_dir=" + tmp.path.string(),
+                        " --set optimizer.lr=fast --set run.output_dir=" + tmp.path().string(),
                     log);
     CHECK(rc == 2);
     CHECK(out.find("--set optimizer.lr=fast") != std::string::npos);
   }
   {
     const auto [rc, out] =
-        run_command(bin + "/train --config " + (tmp.path / "nope.yaml").string(), log);
+        run_command(bin + "/train --config " + (tmp.path() / "nope.yaml").string(), log);
     CHECK(rc == 2);
     CHECK(out.find("nope.yaml") != std::string::npos);
   }
@@ -334,7 +321,7 @@ TEST_CASE("train and evaluate: help, bad input exits 2, evaluate matches the log
     const auto [rc, out] = run_command(bin + "/train --confg x.yaml", log);
     CHECK(rc == 2);
   }
-  const std::string set_out = " --set run.output_dir=" + tmp.path.string();
+  const std::string set_out = " --set run.output_dir=" + tmp.path().string();
   {
     const auto [rc, out] = run_command(
         bin + "/train --config " + cfg.string() + set_out + " --set train.epochs=2", log);
@@ -342,10 +329,10 @@ TEST_CASE("train and evaluate: help, bad input exits 2, evaluate matches the log
     REQUIRE(rc == 0);
     CHECK(out.find("done: 20 steps") != std::string::npos);
   }
-  const auto m = read_metrics(tmp.path / "tiny");
+  const auto m = read_metrics(tmp.path() / "tiny");
   const json logged = m.back();
   REQUIRE(logged["event"] == "test");
-  const fs::path best = tmp.path / "tiny" / "best.h5";
+  const fs::path best = tmp.path() / "tiny" / "best.h5";
   {
     const auto [rc, out] = run_command(bin + "/evaluate --json --config " + cfg.string() + set_out +
                                            " --set train.epochs=2 --checkpoint " + best.string(),
@@ -358,9 +345,9 @@ TEST_CASE("train and evaluate: help, bad input exits 2, evaluate matches the log
     CHECK(j["accuracy"].get<double>() == logged["accuracy"].get<double>());
   }
   {
-    std::ofstream(tmp.path / "torn.h5") << "not a checkpoint";
+    std::ofstream(tmp.path() / "torn.h5") << "not a checkpoint";
     const auto [rc, out] = run_command(bin + "/evaluate --config " + cfg.string() +
-                                           " --checkpoint " + (tmp.path / "torn.h5").string(),
+                                           " --checkpoint " + (tmp.path() / "torn.h5").string(),
                                        log);
     CHECK(rc == 2);
     CHECK(out.find("torn.h5") != std::string::npos);
