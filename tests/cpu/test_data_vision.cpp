@@ -473,7 +473,7 @@ TEST_CASE("idx malformed files: bad magic, truncated, count mismatch, missing, b
   }
   SECTION("truncated data names the file, the bytes expected and got") {
     auto b = idx_images(0, 4);
-    b.resize(b.size() - 5);
+    b.erase(b.end() - 5, b.end());  // (resize trips a false -Wstringop-overflow under ASan)
     write_bytes(images, b);
     const std::string msg = error_message(load);
     INFO(msg);
