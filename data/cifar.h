@@ -10,7 +10,7 @@
 //
 // Splits: the records of data_batch_1..5, in file order, are the training
 // records 0..N-1 (N = 50000). A permutation of them from the DataLoader's
-// Fisher-Yates scheme with Philox(split_seed, stream 0) (vision_io.h) puts
+// Fisher-Yates scheme with Philox(split_seed, stream 0) (dataset.h) puts
 // its first val_size entries in val and the rest in train; each split keeps
 // its records in ascending record order. test is test_batch.bin.
 //

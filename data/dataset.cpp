@@ -105,21 +105,25 @@ std::int64_t DataLoader::batches_per_epoch() const {
   return o_.drop_last ? n / o_.batch_size : (n + o_.batch_size - 1) / o_.batch_size;
 }
 
-// Fisher-Yates from the end: position j swaps with a uniform k in [0, j],
-// k = (64 random bits) mod (j + 1), the bits taken from Philox(seed, epoch)
-// block j (lanes 0 and 1). The modulo bias is below 2^-40 for any dataset size
-// that fits in memory.
-std::vector<std::int64_t> DataLoader::order(std::int64_t epoch) const {
-  std::vector<std::int64_t> idx(static_cast<std::size_t>(dataset_->size()));
+std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed,
+                                             std::uint32_t stream) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
   std::iota(idx.begin(), idx.end(), std::int64_t{0});
-  if (!o_.shuffle) return idx;
-  const auto stream = static_cast<std::uint32_t>(epoch);
   for (std::size_t j = idx.size(); j-- > 1;) {
-    const Philox4 r = philox_block(o_.seed, stream, j);
+    const Philox4 r = philox_block(seed, stream, j);
     const std::uint64_t bits = (static_cast<std::uint64_t>(r.v[0]) << 32) | r.v[1];
     std::swap(idx[j], idx[static_cast<std::size_t>(bits % (j + 1))]);
   }
   return idx;
+}
+
+std::vector<std::int64_t> DataLoader::order(std::int64_t epoch) const {
+  if (!o_.shuffle) {
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(dataset_->size()));
+    std::iota(idx.begin(), idx.end(), std::int64_t{0});
+    return idx;
+  }
+  return philox_permutation(dataset_->size(), o_.seed, static_cast<std::uint32_t>(epoch));
 }
 
 void DataLoader::set_position(const LoaderPosition& pos) {

@@ -163,6 +163,13 @@ class DataLoader {
   bool stop_ = false;
 };
 
+// A permutation of 0..n-1, the DataLoader's shuffle and every seeded split:
+// Fisher-Yates from the end, position j swaps with k = (64 bits of
+// Philox(seed, stream) block j, lanes 0 and 1) mod (j + 1). The modulo bias
+// is below 2^-40 for any n that fits in memory.
+std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed,
+                                             std::uint32_t stream);
+
 // Collates examples into a batch: x (B, L, ...) padded as `pad` says (the
 // error names examples by their place in `examples`), Batch.lengths from
 // Example.length, the same for x2, and target_values when the examples

@@ -19,7 +19,7 @@
 //     0..783 sorted by the value of their lowest m = ceil(log2(784)) = 10 bits
 //     read in reverse order; equivalently, the bit reversal permutation of
 //     0..1023 with the entries >= 784 removed.
-//   random: philox_permutation(784, permutation_seed, stream 0) (vision_io.h).
+//   random: philox_permutation(784, permutation_seed, stream 0) (dataset.h).
 // Splits of the training file (N = 60000 records): train is its first
 // N - val_size records, val its last val_size (the tail, not a random draw);
 // val_size = 0 makes train the whole file (and the val split an error).

@@ -7,7 +7,6 @@
 #include <sstream>
 
 #include "data/listops.h"
-#include "data/philox_sampler.h"
 #include "data/tsv.h"
 
 namespace ssm::data {
@@ -87,13 +86,7 @@ LraTextDataset::LraTextDataset(const std::string& folder, const std::string& spl
   }
   SSM_CHECK(o.val_size < n, "lra_text", "expected val_size < the ", n, " rows of ", path, ", got ",
             o.val_size);
-  std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) perm[static_cast<std::size_t>(i)] = i;
-  PhiloxSampler rng(o.val_seed, 0);
-  for (std::int64_t i = n - 1; i > 0; --i) {
-    const std::int64_t j = rng.below(static_cast<std::uint32_t>(i + 1));
-    std::swap(perm[static_cast<std::size_t>(i)], perm[static_cast<std::size_t>(j)]);
-  }
+  const std::vector<std::int64_t> perm = philox_permutation(n, o.val_seed, 0);
   std::vector<char> in_val(static_cast<std::size_t>(n), 0);
   for (std::int64_t k = 0; k < o.val_size; ++k) in_val[static_cast<std::size_t>(perm[k])] = 1;
   const char want = split == "val" ? 1 : 0;

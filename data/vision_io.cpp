@@ -27,18 +27,6 @@ std::vector<std::uint8_t> read_whole_file(const std::string& path, const char* o
   return bytes;
 }
 
-std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed,
-                                             std::uint32_t stream) {
-  std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
-  std::iota(idx.begin(), idx.end(), std::int64_t{0});
-  for (std::size_t j = idx.size(); j-- > 1;) {
-    const Philox4 r = philox_block(seed, stream, j);
-    const std::uint64_t bits = (static_cast<std::uint64_t>(r.v[0]) << 32) | r.v[1];
-    std::swap(idx[j], idx[static_cast<std::size_t>(bits % (j + 1))]);
-  }
-  return idx;
-}
-
 VisionSplit parse_vision_split(const std::string& s) {
   if (s == "train") return VisionSplit::Train;
   if (s == "val") return VisionSplit::Val;

@@ -17,10 +17,4 @@ const char* vision_split_name(VisionSplit s);
 std::vector<std::uint8_t> read_whole_file(const std::string& path, const char* op,
                                           const std::string& hint);
 
-// A permutation of 0..n-1 by the DataLoader's Fisher-Yates scheme: from the
-// end, position j swaps with k = (64 bits of Philox(seed, stream) block j,
-// lanes 0 and 1) mod (j + 1).
-std::vector<std::int64_t> philox_permutation(std::int64_t n, std::uint64_t seed,
-                                             std::uint32_t stream);
-
 }  // namespace ssm::data
