@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(catch2 libopenblas-openmp-dev libopenblas0-openmp libgfortran5 ninja-build
   libhdf5-dev libhdf5-103-1 libsz2 libaec0 libcurl4 libyaml-cpp-dev libyaml-cpp0.7
-  libcli11-dev nlohmann-json3-dev zlib1g-dev)
+  libcli11-dev nlohmann-json3-dev zlib1g-dev libfftw3-dev libfftw3-single3 libfftw3-double3
+  libeigen3-dev)
 rm -rf .gpu/debs .gpu/prefix
 mkdir -p .gpu/debs
 cd .gpu/debs

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-openmp-dev libyaml-cpp-dev libhdf5-dev
-  nlohmann-json3-dev libcli11-dev zlib1g-dev
+  nlohmann-json3-dev libcli11-dev zlib1g-dev libfftw3-dev libeigen3-dev
   dataset-fashion-mnist)  # real data: the sFashion-MNIST loader's test reads it
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy)
