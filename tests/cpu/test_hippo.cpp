@@ -137,3 +137,38 @@ TEST_CASE("online LegS projection recovers a polynomial signal", "[cpu][hippo]")
   const auto rl = hippo::legs_reconstruct_lti(xl, 500, 0.05);
   CHECK(rl.back() == Approx(1.0).margin(1e-3));
 }
+
+TEST_CASE("hippo_demo writes its picture and prints the errors; bad input exits 2",
+          "[cpu][hippo][cli]") {
+  ssm::testing::TempDir tmp("hippo_demo");
+  const std::string bin = SSM_BIN_DIR;
+  const auto log = tmp.path() / "log.txt";
+  {
+    const auto [rc, out] = ssm::testing::run_command(
+        bin + "/hippo_demo --steps 2000 --N 32 --out " + tmp.file("pics"), log);
+    INFO(out);
+    REQUIRE(rc == 0);
+    CHECK(std::filesystem::file_size(tmp.path() / "pics" / "hippo_demo.svg") > 1000);
+    // The scale-invariant memory keeps the whole history; the time-invariant
+    // one forgets: its error on the oldest tenth exceeds that on the newest.
+    std::istringstream lines(out);
+    std::string line;
+    double tv[3] = {0, 0, 0}, lti[3] = {0, 0, 0};
+    while (std::getline(lines, line)) {
+      auto read3 = [&](double* v) {
+        std::istringstream ls(line.substr(line.find(')') + 1));
+        ls >> v[0] >> v[1] >> v[2];
+      };
+      if (line.rfind("LegS scale-invariant", 0) == 0) read3(tv);
+      if (line.rfind("LegS time-invariant", 0) == 0) read3(lti);
+    }
+    CHECK(tv[0] > 0.0);
+    CHECK(tv[0] < 0.05);
+    CHECK(lti[1] > 10 * lti[2]);
+  }
+  {
+    const auto [rc, out] = ssm::testing::run_command(bin + "/hippo_demo --N 0", log);
+    CHECK(rc == 2);
+    CHECK(out.find("hippo_demo:") != std::string::npos);
+  }
+}
