@@ -23,6 +23,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cpu/simd_math.h"
 #include "kernels/fft.h"
 
 namespace ssm::kernels {
@@ -487,98 +488,212 @@ void small_solve(const std::vector<cd>& M, std::int64_t R, bool conj_transpose, 
   }
 }
 
-// One feature h of the DPLR kernel: its parameters in double, and the
-// per-node state of the Woodbury form.
+// The loops over the N2 modes of one node, compiled for AVX2 and the
+// baseline (SSM_SIMD_CLONES). With a = (2/dt)(1 - omega), kap = 1 + omega:
+// (ir, ii) = 1/d_n = 1/(a - kap Lambda_n), (br, bi) = 1/d'_n = 1/(a - kap conj Lambda_n).
+SSM_SIMD_CLONES void cauchy_inverses(std::int64_t N2, double ar, double ai, double kr, double ki,
+                                     const double* lr, const double* li, double* ir, double* ii,
+                                     double* br, double* bi) {
+#pragma omp simd
+  for (std::int64_t n = 0; n < N2; ++n) {
+    const double d1r = ar - (kr * lr[n] - ki * li[n]), d1i = ai - (kr * li[n] + ki * lr[n]);
+    const double d2r = ar - (kr * lr[n] + ki * li[n]), d2i = ai - (ki * lr[n] - kr * li[n]);
+    const double s1 = 1.0 / (d1r * d1r + d1i * d1i), s2 = 1.0 / (d2r * d2r + d2i * d2i);
+    ir[n] = d1r * s1;
+    ii[n] = -d1i * s1;
+    br[n] = d2r * s2;
+    bi[n] = -d2i * s2;
+  }
+}
+
+// s_p = sum_n v_pn i_n + conj(v_pn) b_n for the pairs p < np (v (np, N2)):
+//   Re s = sum vr (ir + br) + vi (bi - ii),  Im s = sum vr (ii + bi) + vi (ir - br).
+SSM_SIMD_CLONES void cauchy_sums(std::int64_t np, std::int64_t N2, const double* vr,
+                                 const double* vi, const double* ir, const double* ii,
+                                 const double* br, const double* bi, double* sr, double* si) {
+  for (std::int64_t p = 0; p < np; ++p) {
+    const double* a = vr + p * N2;
+    const double* b = vi + p * N2;
+    double re = 0.0, im = 0.0;
+#pragma omp simd reduction(+ : re, im)
+    for (std::int64_t n = 0; n < N2; ++n) {
+      re += a[n] * (ir[n] + br[n]) + b[n] * (bi[n] - ii[n]);
+      im += a[n] * (ii[n] + bi[n]) + b[n] * (ir[n] - br[n]);
+    }
+    sr[p] = re;
+    si[p] = im;
+  }
+}
+
+// The backward of cauchy_sums for one pair with gradient g = (gr, gi):
+//   g_v += g conj(i) + conj(g) b,  g_i += g conj(v),  g_b += g v.
+SSM_SIMD_CLONES void cauchy_sum_backward(std::int64_t N2, double gr, double gi, const double* vr,
+                                         const double* vi, const double* ir, const double* ii,
+                                         const double* br, const double* bi, double* Gr, double* Gi,
+                                         double* g1r, double* g1i, double* g2r, double* g2i) {
+#pragma omp simd
+  for (std::int64_t n = 0; n < N2; ++n) {
+    Gr[n] += gr * (ir[n] + br[n]) + gi * (ii[n] + bi[n]);
+    Gi[n] += gi * (ir[n] - br[n]) + gr * (bi[n] - ii[n]);
+    g1r[n] += gr * vr[n] + gi * vi[n];
+    g1i[n] += gi * vr[n] - gr * vi[n];
+    g2r[n] += gr * vr[n] - gi * vi[n];
+    g2i[n] += gr * vi[n] + gi * vr[n];
+  }
+}
+
+// 1/d = 1/((2/dt)(1 - omega) - kap Lambda) is holomorphic in Lambda, 1/d'
+// antiholomorphic: d(1/d)/dLambda = kap/d^2, d(1/d')/d conj(Lambda) = kap/d'^2;
+// both move with dt as d(1/d)/d dt = c/d^2, c = 2 (1 - omega)/dt^2. From g_i, g_b:
+//   g_Lambda += conj(kap i^2) g_i + conj(g_b) kap b^2
+//   g_dt     += Re(conj(c i^2) g_i + conj(c b^2) g_b)   (per n, summed later)
+SSM_SIMD_CLONES void cauchy_lambda_backward(std::int64_t N2, double kr, double ki, double cr,
+                                            double ci, const double* ir, const double* ii,
+                                            const double* br, const double* bi, const double* g1r,
+                                            const double* g1i, const double* g2r, const double* g2i,
+                                            double* gLr, double* gLi, double* gdt) {
+#pragma omp simd
+  for (std::int64_t n = 0; n < N2; ++n) {
+    const double i2r = ir[n] * ir[n] - ii[n] * ii[n], i2i = 2.0 * ir[n] * ii[n];
+    const double b2r = br[n] * br[n] - bi[n] * bi[n], b2i = 2.0 * br[n] * bi[n];
+    const double ur = kr * i2r - ki * i2i, ui = kr * i2i + ki * i2r;  // kap i^2
+    const double wr = kr * b2r - ki * b2i, wi = kr * b2i + ki * b2r;  // kap b^2
+    gLr[n] += ur * g1r[n] + ui * g1i[n] + g2r[n] * wr + g2i[n] * wi;
+    gLi[n] += ur * g1i[n] - ui * g1r[n] + g2r[n] * wi - g2i[n] * wr;
+    const double er = cr * i2r - ci * i2i, ei = cr * i2i + ci * i2r;  // c i^2
+    const double fr = cr * b2r - ci * b2i, fi = cr * b2i + ci * b2r;  // c b^2
+    gdt[n] += er * g1r[n] + ei * g1i[n] + fr * g2r[n] + fi * g2i[n];
+  }
+}
+
+// The nodes omega_k = exp(-2 pi i k / L), k = 0 .. L/2, as 1 - omega =
+// 2 sin^2(t/2) + i sin t and 1 + omega = 2 cos^2(t/2) - i sin t (t = 2 pi k / L),
+// which keeps both accurate where they are small.
+struct Nodes {
+  std::vector<cd> om1, kap;
+  explicit Nodes(std::int64_t L) {
+    const std::int64_t count = L / 2 + 1;
+    om1.resize(count);
+    kap.resize(count);
+    for (std::int64_t k = 0; k < count; ++k) {
+      const double t = 2.0 * std::numbers::pi * static_cast<double>(k) / static_cast<double>(L);
+      const double sh = std::sin(0.5 * t), ch = std::cos(0.5 * t), st = std::sin(t);
+      om1[k] = {2.0 * sh * sh, st};
+      kap[k] = {2.0 * ch * ch, -st};
+    }
+  }
+};
+
+// One feature h of the DPLR kernel in double, laid out for loops over n that
+// vectorize. The products v = a b of the Cauchy sums do not depend on the
+// node, so they are formed once; the pairs are numbered
+//   CB[c] = c,  CP[c][r] = Cn + c R + r,  PB[r] = Cn (1 + R) + r,
+//   PP[r][q] = Cn (1 + R) + R + r R + q
+// with v = C_c B, C_c P_r, conj(P_r) B, conj(P_r) P_q.
 struct DplrFeature {
-  std::int64_t Cn, R, N2, L, K;  // K = L/2 + 1 nodes
+  std::int64_t Cn = 0, R = 0, N2 = 0, L = 0, pairs = 0;
   double dt = 0.0;
-  std::vector<cd> Lam, B;  // (N2)
-  std::vector<cd> P;       // (R, N2)
-  std::vector<cd> C;       // (Cn, N2)
+  std::vector<cd> B, P, C;     // (N2), (R, N2), (Cn, N2)
+  std::vector<double> lr, li;  // (N2) Lambda
+  std::vector<double> vr, vi;  // (pairs, N2)
   // At the current node:
-  cd om1, kap;                    // 1 - omega, 1 + omega
-  std::vector<cd> iv, ivb;        // (N2)  1 / d_n, 1 / d'_n
-  std::vector<cd> sCB, sCP;       // (Cn), (Cn, R)
-  std::vector<cd> sPB, sPP;       // (R), (R, R)
-  std::vector<cd> M, y, scratch;  // (R, R), (R), (R, R)
+  cd om1, kap;                         // 1 - omega, 1 + omega
+  std::vector<double> ir, ii, br, bi;  // (N2)  1/d_n and 1/d'_n
+  std::vector<cd> s;                   // (pairs)  the Cauchy sums s_ab
+  std::vector<double> sr, si;          // (pairs)
+  std::vector<cd> M, y, scratch;       // (R, R), (R), (R, R)
+
+  std::int64_t cb(std::int64_t c) const { return c; }
+  std::int64_t cp(std::int64_t c, std::int64_t r) const { return Cn + c * R + r; }
+  std::int64_t pb(std::int64_t r) const { return Cn * (1 + R) + r; }
+  std::int64_t pp(std::int64_t r, std::int64_t q) const { return Cn * (1 + R) + R + r * R + q; }
 
   template <class T>
-  void load(std::int64_t h, const DplrShapes& s, const T* dtp, const T* Lp, const T* Pp,
-            const T* Bp, const T* Cp) {
-    Cn = s.Cn;
-    R = s.R;
-    N2 = s.N2;
+  void load(std::int64_t h, const DplrShapes& sh, std::int64_t length, const T* dtp, const T* Lp,
+            const T* Pp, const T* Bp, const T* Cp) {
+    Cn = sh.Cn;
+    R = sh.R;
+    N2 = sh.N2;
+    L = length;
+    pairs = Cn * (1 + R) + R * (1 + R);
     dt = static_cast<double>(dtp[h]);
-    Lam.resize(N2);
     B.resize(N2);
     P.resize(R * N2);
     C.resize(Cn * N2);
+    lr.resize(N2);
+    li.resize(N2);
     for (std::int64_t n = 0; n < N2; ++n) {
-      Lam[n] = kernels::load(Lp, h * N2 + n);
+      const cd lam = kernels::load(Lp, h * N2 + n);
+      lr[n] = lam.real();
+      li[n] = lam.imag();
       B[n] = kernels::load(Bp, h * N2 + n);
-      for (std::int64_t r = 0; r < R; ++r)
-        P[r * N2 + n] = kernels::load(Pp, (r * s.H + h) * N2 + n);
-      for (std::int64_t c = 0; c < Cn; ++c)
-        C[c * N2 + n] = kernels::load(Cp, (c * s.H + h) * N2 + n);
+      for (std::int64_t r = 0; r < R; ++r) {
+        P[r * N2 + n] = kernels::load(Pp, (r * sh.H + h) * N2 + n);
+      }
+      for (std::int64_t c = 0; c < Cn; ++c) {
+        C[c * N2 + n] = kernels::load(Cp, (c * sh.H + h) * N2 + n);
+      }
     }
-    iv.resize(N2);
-    ivb.resize(N2);
-    sCB.resize(Cn);
-    sCP.resize(Cn * R);
-    sPB.resize(R);
-    sPP.resize(R * R);
+    vr.resize(pairs * N2);
+    vi.resize(pairs * N2);
+    for (std::int64_t n = 0; n < N2; ++n) {
+      auto put = [&](std::int64_t pair, cd v) {
+        vr[pair * N2 + n] = v.real();
+        vi[pair * N2 + n] = v.imag();
+      };
+      for (std::int64_t c = 0; c < Cn; ++c) {
+        put(cb(c), mul(C[c * N2 + n], B[n]));
+        for (std::int64_t r = 0; r < R; ++r) put(cp(c, r), mul(C[c * N2 + n], P[r * N2 + n]));
+      }
+      for (std::int64_t r = 0; r < R; ++r) {
+        put(pb(r), mul(cj(P[r * N2 + n]), B[n]));
+        for (std::int64_t q = 0; q < R; ++q) {
+          put(pp(r, q), mul(cj(P[r * N2 + n]), P[q * N2 + n]));
+        }
+      }
+    }
+    ir.resize(N2);
+    ii.resize(N2);
+    br.resize(N2);
+    bi.resize(N2);
+    s.resize(pairs);
+    sr.resize(pairs);
+    si.resize(pairs);
     M.resize(R * R);
     y.resize(R);
     scratch.resize(R * R);
   }
 
-  // Node k: omega = exp(-2 pi i k / L); 1 - omega = 2 sin^2(t/2) + i sin t and
-  // 1 + omega = 2 cos^2(t/2) - i sin t (t = 2 pi k / L) without cancellation.
-  void set_node(std::int64_t k) {
-    const double t = 2.0 * std::numbers::pi * static_cast<double>(k) / static_cast<double>(L);
-    const double sh = std::sin(0.5 * t), ch = std::cos(0.5 * t), st = std::sin(t);
-    om1 = {2.0 * sh * sh, st};
-    kap = {2.0 * ch * ch, -st};
+  // Node k (see Nodes): 1/d_n and 1/d'_n with d = (2/dt)(1 - omega) - kap Lambda,
+  // d' = the same with conj Lambda.
+  void set_node(const Nodes& nodes, std::int64_t k) {
+    om1 = nodes.om1[k];
+    kap = nodes.kap[k];
+    cauchy_inverses(N2, 2.0 / dt * om1.real(), 2.0 / dt * om1.imag(), kap.real(), kap.imag(),
+                    lr.data(), li.data(), ir.data(), ii.data(), br.data(), bi.data());
   }
 
-  // The Cauchy sums s_ab at the current node, then M = I + kap s_PP and y = M^{-1} s_PB.
+  // The Cauchy sums s_ab = sum_n v_n / d_n + conj(v_n) / d'_n at the current
+  // node, then M = I + kap s_PP and y = M^{-1} s_PB. With 1/d = i and 1/d' = b:
+  //   Re s = sum vr (ir + br) + vi (bi - ii),  Im s = sum vr (ii + bi) + vi (ir - br).
   void sums() {
-    const cd a = (2.0 / dt) * om1;
-    std::fill(sCB.begin(), sCB.end(), cd(0.0));
-    std::fill(sCP.begin(), sCP.end(), cd(0.0));
-    std::fill(sPB.begin(), sPB.end(), cd(0.0));
-    std::fill(sPP.begin(), sPP.end(), cd(0.0));
-    for (std::int64_t n = 0; n < N2; ++n) {
-      const cd i1 = inv(a - mul(kap, Lam[n]));
-      const cd i2 = inv(a - mul(kap, cj(Lam[n])));
-      iv[n] = i1;
-      ivb[n] = i2;
-      // v / d + conj(v) / d' for v = a_n b_n.
-      auto term = [&](cd v) { return mul(v, i1) + mul(cj(v), i2); };
-      for (std::int64_t c = 0; c < Cn; ++c) {
-        const cd cn = C[c * N2 + n];
-        sCB[c] += term(mul(cn, B[n]));
-        for (std::int64_t r = 0; r < R; ++r) sCP[c * R + r] += term(mul(cn, P[r * N2 + n]));
-      }
-      for (std::int64_t r = 0; r < R; ++r) {
-        const cd pr = cj(P[r * N2 + n]);
-        sPB[r] += term(mul(pr, B[n]));
-        for (std::int64_t q = 0; q < R; ++q) sPP[r * R + q] += term(mul(pr, P[q * N2 + n]));
-      }
-    }
+    cauchy_sums(pairs, N2, vr.data(), vi.data(), ir.data(), ii.data(), br.data(), bi.data(),
+                sr.data(), si.data());
+    for (std::int64_t p = 0; p < pairs; ++p) s[p] = {sr[p], si[p]};
     for (std::int64_t r = 0; r < R; ++r) {
-      for (std::int64_t q = 0; q < R; ++q)
-        M[r * R + q] = (r == q ? cd(1.0) : cd(0.0)) + mul(kap, sPP[r * R + q]);
+      for (std::int64_t q = 0; q < R; ++q) {
+        M[r * R + q] = (r == q ? cd(1.0) : cd(0.0)) + mul(kap, s[pp(r, q)]);
+      }
+      y[r] = s[pb(r)];
     }
-    y = sPB;
     small_solve(M, R, false, scratch, y);
   }
 
   // K^ for channel c at the current node (after sums()).
   cd value(std::int64_t c) const {
     cd corr = 0.0;
-    for (std::int64_t r = 0; r < R; ++r) corr += mul(sCP[c * R + r], y[r]);
-    return 2.0 * (sCB[c] - mul(kap, corr));
+    for (std::int64_t r = 0; r < R; ++r) corr += mul(s[cp(c, r)], y[r]);
+    return 2.0 * (s[cb(c)] - mul(kap, corr));
   }
 };
 
@@ -594,6 +709,7 @@ Tensor s4_dplr_kernel_forward(const Tensor& dt, const Tensor& Lambda, const Tens
   const Tensor Bc = B.contiguous(), Cc = C.contiguous();
   Tensor K = Tensor::empty({s.Cn, s.H, L}, dt.dtype());
   const std::int64_t nodes = L / 2 + 1;
+  const Nodes node_table(L);
   dispatch_float(dt.dtype(), op, [&](auto tag) {
     using T = typename decltype(tag)::type;
     T* pK = K.data<T>();
@@ -601,12 +717,10 @@ Tensor s4_dplr_kernel_forward(const Tensor& dt, const Tensor& Lambda, const Tens
 #pragma omp parallel for schedule(static) if (work > kParallelMin)
     for (std::int64_t h = 0; h < s.H; ++h) {
       DplrFeature f;
-      f.L = L;
-      f.K = nodes;
-      f.load(h, s, dtc.data<T>(), Lc.data<T>(), Pc.data<T>(), Bc.data<T>(), Cc.data<T>());
+      f.load(h, s, L, dtc.data<T>(), Lc.data<T>(), Pc.data<T>(), Bc.data<T>(), Cc.data<T>());
       std::vector<cd> X(s.Cn * nodes);  // (Cn, L/2 + 1)
       for (std::int64_t k = 0; k < nodes; ++k) {
-        f.set_node(k);
+        f.set_node(node_table, k);
         f.sums();
         for (std::int64_t c = 0; c < s.Cn; ++c) X[c * nodes + k] = f.value(c);
       }
@@ -641,6 +755,7 @@ S4DplrKernelGrads s4_dplr_kernel_backward(const Tensor& grad, const Tensor& dt,
   if (need_C) out.C = Tensor::empty(C.shape(), C.dtype());
   if (!need_dt && !need_Lambda && !need_P && !need_B && !need_C) return out;
   const std::int64_t L = grad.size(2), nodes = L / 2 + 1;
+  const Nodes node_table(L);
   const std::int64_t Cn = s.Cn, R = s.R, H = s.H, N2 = s.N2;
   const Tensor gc = grad.contiguous(), dtc = dt.contiguous(), Lc = Lambda.contiguous();
   const Tensor Pc = P.contiguous(), Bc = B.contiguous(), Cc = C.contiguous();
@@ -656,9 +771,8 @@ S4DplrKernelGrads s4_dplr_kernel_backward(const Tensor& grad, const Tensor& dt,
 #pragma omp parallel for schedule(static) if (work > kParallelMin)
     for (std::int64_t h = 0; h < H; ++h) {
       DplrFeature f;
-      f.L = L;
-      f.K = nodes;
-      f.load(h, s, dtc.data<T>(), Lc.data<T>(), Pc.data<T>(), Bc.data<T>(), Cc.data<T>());
+      f.load(h, s, L, dtc.data<T>(), Lc.data<T>(), Pc.data<T>(), Bc.data<T>(), Cc.data<T>());
+      const std::int64_t np = f.pairs;
       // The adjoint of K = irfft(X, L): g_X[k] = (w_k / L) rfft(G)[k], w_k = 1 at
       // k = 0 and k = L/2 (whose imaginary parts irfft ignores), 2 elsewhere.
       std::vector<cd> gX(Cn * nodes);
@@ -676,77 +790,84 @@ S4DplrKernelGrads s4_dplr_kernel_backward(const Tensor& grad, const Tensor& dt,
           }
         }
       }
-      std::vector<cd> gLam(N2, 0.0), gB(N2, 0.0), gP(R * N2, 0.0), gC(Cn * N2, 0.0);
-      double g_dt = 0.0;
-      std::vector<cd> g_sCB(Cn), g_sCP(Cn * R), g_sPB(R), g_sPP(R * R), gy(R);
+      // Gv[p, n] = sum over nodes of g_{v_p}: the products v = a b do not
+      // depend on the node, so their gradients are summed first and passed
+      // to a and b once at the end.
+      std::vector<double> Gvr(np * N2, 0.0), Gvi(np * N2, 0.0);
+      std::vector<double> gLr(N2, 0.0), gLi(N2, 0.0), gdt(N2, 0.0);
+      std::vector<double> g1r(N2), g1i(N2), g2r(N2), g2i(N2);  // g(1/d), g(1/d') at a node
+      std::vector<cd> gs(np), gy(R);
       for (std::int64_t k = 0; k < nodes; ++k) {
-        f.set_node(k);
+        f.set_node(node_table, k);
         f.sums();
         const cd kap = f.kap, ckap = cj(f.kap);
         // K^[c] = 2 (s_CB[c] - kap s_CP[c] . y),  y = M^{-1} s_PB,  M = I + kap s_PP.
         std::fill(gy.begin(), gy.end(), cd(0.0));
         for (std::int64_t c = 0; c < Cn; ++c) {
           const cd g = gX[c * nodes + k];
-          g_sCB[c] = 2.0 * g;
+          gs[f.cb(c)] = 2.0 * g;
           for (std::int64_t r = 0; r < R; ++r) {
-            g_sCP[c * R + r] = -2.0 * mul(cj(mul(kap, f.y[r])), g);
-            gy[r] += -2.0 * mul(cj(mul(kap, f.sCP[c * R + r])), g);
+            gs[f.cp(c, r)] = -2.0 * mul(cj(mul(kap, f.y[r])), g);
+            gy[r] += -2.0 * mul(cj(mul(kap, f.s[f.cp(c, r)])), g);
           }
         }
         // y = M^{-1} b: g_b = M^{-H} g_y, g_M = -g_b y^H; and g_sPP = conj(kap) g_M.
         small_solve(f.M, R, true, f.scratch, gy);
         for (std::int64_t r = 0; r < R; ++r) {
-          g_sPB[r] = gy[r];
-          for (std::int64_t q = 0; q < R; ++q)
-            g_sPP[r * R + q] = -mul(ckap, mul(gy[r], cj(f.y[q])));
+          gs[f.pb(r)] = gy[r];
+          for (std::int64_t q = 0; q < R; ++q) gs[f.pp(r, q)] = -mul(ckap, mul(gy[r], cj(f.y[q])));
         }
-        // Through s = sum_n v_n / d_n + conj(v_n) / d'_n: g_v = g_s conj(1/d) +
-        // conj(g_s) (1/d'), g(1/d) += g_s conj(v), g(1/d') += g_s v.
-        const cd c_dt = (2.0 / (f.dt * f.dt)) * f.om1;  // d(1/d)/d dt = c_dt / d^2
-        for (std::int64_t n = 0; n < N2; ++n) {
-          const cd i1 = f.iv[n], i2 = f.ivb[n], ci1 = cj(i1);
-          cd g_i1 = 0.0, g_i2 = 0.0;
-          auto through = [&](cd v, cd gs) {
-            g_i1 += mul(gs, cj(v));
-            g_i2 += mul(gs, v);
-            return mul(gs, ci1) + mul(cj(gs), i2);  // g_v
-          };
-          const cd bn = f.B[n];
-          for (std::int64_t c = 0; c < Cn; ++c) {
-            const cd cn = f.C[c * N2 + n];
-            const cd gv = through(mul(cn, bn), g_sCB[c]);
-            gC[c * N2 + n] += mul(gv, cj(bn));
-            gB[n] += mul(gv, cj(cn));
-            for (std::int64_t r = 0; r < R; ++r) {
-              const cd pr = f.P[r * N2 + n];
-              const cd gw = through(mul(cn, pr), g_sCP[c * R + r]);
-              gC[c * N2 + n] += mul(gw, cj(pr));
-              gP[r * N2 + n] += mul(gw, cj(cn));
-            }
-          }
+        // Through s = sum_n v_n i_n + conj(v_n) b_n (i = 1/d, b = 1/d'):
+        //   g_v += g_s conj(i) + conj(g_s) b,  g_i += g_s conj(v),  g_b += g_s v.
+        std::fill(g1r.begin(), g1r.end(), 0.0);
+        std::fill(g1i.begin(), g1i.end(), 0.0);
+        std::fill(g2r.begin(), g2r.end(), 0.0);
+        std::fill(g2i.begin(), g2i.end(), 0.0);
+        const double* ir = f.ir.data();
+        const double* ii = f.ii.data();
+        const double* br = f.br.data();
+        const double* bi = f.bi.data();
+        for (std::int64_t p = 0; p < np; ++p) {
+          cauchy_sum_backward(N2, gs[p].real(), gs[p].imag(), f.vr.data() + p * N2,
+                              f.vi.data() + p * N2, ir, ii, br, bi, Gvr.data() + p * N2,
+                              Gvi.data() + p * N2, g1r.data(), g1i.data(), g2r.data(), g2i.data());
+        }
+        const cd c_dt = (2.0 / (f.dt * f.dt)) * f.om1;
+        cauchy_lambda_backward(N2, kap.real(), kap.imag(), c_dt.real(), c_dt.imag(), ir, ii, br, bi,
+                               g1r.data(), g1i.data(), g2r.data(), g2i.data(), gLr.data(),
+                               gLi.data(), gdt.data());
+      }
+      // Pass Gv to the factors of v = a b (g_a += g_v conj(b), g_b += g_v conj(a);
+      // for a = conj(P_r): g_{P_r} += conj(g_v) b).
+      std::vector<cd> gB(N2, 0.0), gP(R * N2, 0.0), gC(Cn * N2, 0.0);
+      double g_dt = 0.0;
+      for (std::int64_t n = 0; n < N2; ++n) {
+        auto Gv = [&](std::int64_t pair) { return cd(Gvr[pair * N2 + n], Gvi[pair * N2 + n]); };
+        const cd bn = f.B[n];
+        for (std::int64_t c = 0; c < Cn; ++c) {
+          const cd cn = f.C[c * N2 + n];
+          gC[c * N2 + n] += mul(Gv(f.cb(c)), cj(bn));
+          gB[n] += mul(Gv(f.cb(c)), cj(cn));
           for (std::int64_t r = 0; r < R; ++r) {
             const cd pr = f.P[r * N2 + n];
-            // v = conj(P_r) B: g P_r = conj(g_v) B, g B = g_v P_r.
-            const cd gv = through(mul(cj(pr), bn), g_sPB[r]);
-            gP[r * N2 + n] += mul(cj(gv), bn);
-            gB[n] += mul(gv, pr);
-            for (std::int64_t q = 0; q < R; ++q) {
-              // v = conj(P_r) P_q: g P_q = g_v P_r, g P_r = conj(g_v) P_q.
-              const cd pq = f.P[q * N2 + n];
-              const cd gw = through(mul(cj(pr), pq), g_sPP[r * R + q]);
-              gP[q * N2 + n] += mul(gw, pr);
-              gP[r * N2 + n] += mul(cj(gw), pq);
-            }
+            gC[c * N2 + n] += mul(Gv(f.cp(c, r)), cj(pr));
+            gP[r * N2 + n] += mul(Gv(f.cp(c, r)), cj(cn));
           }
-          // 1/d = 1/((2/dt)(1 - omega) - kap Lambda) is holomorphic in Lambda,
-          // 1/d' antiholomorphic: d(1/d)/dLambda = kap/d^2, d(1/d')/d conj(Lambda) = kap/d'^2.
-          const cd i1s = mul(i1, i1), i2s = mul(i2, i2);
-          gLam[n] += mul(cj(mul(kap, i1s)), g_i1) + mul(cj(g_i2), mul(kap, i2s));
-          g_dt += (mul(cj(mul(c_dt, i1s)), g_i1) + mul(cj(mul(c_dt, i2s)), g_i2)).real();
         }
+        for (std::int64_t r = 0; r < R; ++r) {
+          const cd pr = f.P[r * N2 + n];
+          gP[r * N2 + n] += mul(cj(Gv(f.pb(r))), bn);
+          gB[n] += mul(Gv(f.pb(r)), pr);
+          for (std::int64_t q = 0; q < R; ++q) {
+            const cd pq = f.P[q * N2 + n];
+            gP[q * N2 + n] += mul(Gv(f.pp(r, q)), pr);
+            gP[r * N2 + n] += mul(cj(Gv(f.pp(r, q))), pq);
+          }
+        }
+        g_dt += gdt[n];
       }
       for (std::int64_t n = 0; n < N2; ++n) {
-        if (oL) store(oL, h * N2 + n, gLam[n]);
+        if (oL) store(oL, h * N2 + n, cd(gLr[n], gLi[n]));
         if (oB) store(oB, h * N2 + n, gB[n]);
         for (std::int64_t r = 0; r < R && oP; ++r) store(oP, (r * H + h) * N2 + n, gP[r * N2 + n]);
         for (std::int64_t c = 0; c < Cn && oC; ++c) store(oC, (c * H + h) * N2 + n, gC[c * N2 + n]);
