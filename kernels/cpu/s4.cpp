@@ -126,8 +126,21 @@ cd expm1c(cd z) {
   return {std::expm1(x) * std::cos(y) - 2.0 * s * s, std::exp(x) * std::sin(y)};
 }
 
-// phi(z) = (e^z - 1) / z (phi(0) = 1), exact to rounding through expm1c.
-cd phi(cd z) { return z == cd(0.0) ? cd(1.0) : mul(expm1c(z), inv(z)); }
+// phi(z) = (e^z - 1) / z = sum_k z^k / (k + 1)! (phi(0) = 1): the series below
+// |z| = 1/2 (where 1/z could overflow), expm1c(z) / z above.
+cd phi(cd z) {
+  if (std::abs(z) < 0.5) {
+    cd sum = 0.0, zk = 1.0;
+    double fact = 1.0;  // (k + 1)!
+    for (int k = 0; k < 24; ++k) {
+      sum += zk * (1.0 / fact);
+      zk = mul(zk, z);
+      fact *= static_cast<double>(k + 2);
+    }
+    return sum;
+  }
+  return mul(expm1c(z), inv(z));
+}
 
 // psi(z) = phi'(z) = (z e^z - e^z + 1) / z^2 = sum_k (k + 1) z^k / (k + 2)!; the
 // series below |z| = 1/2 (the closed form cancels there), the closed form above.

@@ -207,9 +207,10 @@ TEST_CASE("diag_discretize zoh equals the matrix exponential of the real 2x2 blo
   const std::int64_t H = 3, N2 = 5;
   Tensor dt = log_uniform(H, 1e-3, 1.0, 1);
   std::vector<cd> a = complex_values(random_lambda(H, N2, 2));
-  a[0] = {0.0, 0.0};     // A = 0: dB = dt
-  a[1] = {1e-9, -2e-9};  // tiny: the series branch
-  a[2] = {-40.0, 3.0};   // large |dt A|: the closed form
+  a[0] = {0.0, 0.0};      // A = 0: dB = dt
+  a[1] = {1e-9, -2e-9};   // tiny: the series branch
+  a[3] = {-1e-200, 0.0};  // 1 / (dt A) would overflow
+  a[2] = {-40.0, 3.0};    // large |dt A|: the closed form
   Tensor A = complex_tensor(a, {H, N2});
   const auto out = diag_discretize(dt, A, "zoh");
   const auto dtv = dt.to_vector<double>();
