@@ -219,48 +219,56 @@ TEST_CASE("gradcheck: fft_conv with and without D and k_rev", "[cpu][fftconv][gr
     Tensor D1 = random_tensor({1, 2}, 66);
     Tensor r1 = random_tensor({1, 2, 7}, 67);
     require_gradcheck(f, {u1, k1, D1, r1});
+    // L = 1: every term is a product at t = 0.
+    require_gradcheck(f, {random_tensor({2, 2, 1}, 68), random_tensor({1, 2, 1}, 69),
+                          random_tensor({1, 2}, 70), random_tensor({1, 2, 1}, 71)});
   }
 }
 
-TEST_CASE("fft_conv_backward equals the direct gradient sums at L = 1024", "[cpu][fftconv][grad]") {
-  const std::int64_t B = 3, C = 2, H = 2, L = 1024;
-  Tensor u = random_tensor({B, H, L}, 70, -1, 1, DType::Float64, false);
-  Tensor k = random_tensor({C, H, L}, 71, -1, 1, DType::Float64, false);
-  Tensor D = random_tensor({C, H}, 72, -1, 1, DType::Float64, false);
-  Tensor k_rev = random_tensor({C, H, L}, 73, -1, 1, DType::Float64, false);
-  Tensor g = random_tensor({B, C, H, L}, 74, -1, 1, DType::Float64, false);
-  const auto want = naive_grads(g, u, k, D, k_rev);
-  const auto got = kernels::fft_conv_backward(g, u, k, D, k_rev, true, true, true, true);
+TEST_CASE("fft_conv_backward equals the direct gradient sums, L up to 1024",
+          "[cpu][fftconv][grad]") {
+  const std::int64_t B = 3, C = 2, H = 2;
+  std::uint64_t seed = 70;
   const auto tight = [](const Tensor& a, const Tensor& ref) {
     require_close(a, ref, 1e-12 * std::max(1.0, max_abs(ref)), 1e-12);
   };
-  tight(got.u, want.u);
-  tight(got.k, want.k);
-  tight(got.D, want.D);
-  tight(got.k_rev, want.k_rev);
-  // Causal without D: grad_u has no k_rev / D terms.
-  const auto want_causal = naive_grads(g, u, k, Tensor(), Tensor());
-  const auto causal =
-      kernels::fft_conv_backward(g, u, k, Tensor(), Tensor(), true, true, false, false);
-  tight(causal.u, want_causal.u);
-  tight(causal.k, want_causal.k);
-  CHECK_FALSE(causal.D.defined());
-  CHECK_FALSE(causal.k_rev.defined());
-  // float32.
-  const auto f = [](const Tensor& t) { return t.to(DType::Float32); };
-  const auto got32 =
-      kernels::fft_conv_backward(f(g), f(u), f(k), f(D), f(k_rev), true, true, true, true);
-  require_close_f32(got32.u, want.u);
-  require_close_f32(got32.k, want.k);
-  require_close_f32(got32.D, want.D);
-  require_close_f32(got32.k_rev, want.k_rev);
-  // Subsets give the same values as the full call.
-  const auto only_k = kernels::fft_conv_backward(g, u, k, D, k_rev, false, true, false, false);
-  CHECK_FALSE(only_k.u.defined());
-  CHECK(only_k.k.to_vector<double>() == got.k.to_vector<double>());
-  const auto only_D = kernels::fft_conv_backward(g, u, k, D, k_rev, false, false, true, false);
-  CHECK(only_D.D.to_vector<double>() == got.D.to_vector<double>());
-  CHECK_FALSE(only_D.k.defined());
+  for (std::int64_t L : {1, 2, 37, 1024}) {
+    INFO("L " << L);
+    Tensor u = random_tensor({B, H, L}, ++seed, -1, 1, DType::Float64, false);
+    Tensor k = random_tensor({C, H, L}, ++seed, -1, 1, DType::Float64, false);
+    Tensor D = random_tensor({C, H}, ++seed, -1, 1, DType::Float64, false);
+    Tensor k_rev = random_tensor({C, H, L}, ++seed, -1, 1, DType::Float64, false);
+    Tensor g = random_tensor({B, C, H, L}, ++seed, -1, 1, DType::Float64, false);
+    const auto want = naive_grads(g, u, k, D, k_rev);
+    const auto got = kernels::fft_conv_backward(g, u, k, D, k_rev, true, true, true, true);
+    tight(got.u, want.u);
+    tight(got.k, want.k);
+    tight(got.D, want.D);
+    tight(got.k_rev, want.k_rev);
+    // Causal without D: grad_u has no k_rev / D terms.
+    const auto want_causal = naive_grads(g, u, k, Tensor(), Tensor());
+    const auto causal =
+        kernels::fft_conv_backward(g, u, k, Tensor(), Tensor(), true, true, false, false);
+    tight(causal.u, want_causal.u);
+    tight(causal.k, want_causal.k);
+    CHECK_FALSE(causal.D.defined());
+    CHECK_FALSE(causal.k_rev.defined());
+    // float32.
+    const auto f = [](const Tensor& t) { return t.to(DType::Float32); };
+    const auto got32 =
+        kernels::fft_conv_backward(f(g), f(u), f(k), f(D), f(k_rev), true, true, true, true);
+    require_close_f32(got32.u, want.u);
+    require_close_f32(got32.k, want.k);
+    require_close_f32(got32.D, want.D);
+    require_close_f32(got32.k_rev, want.k_rev);
+    // Subsets give the same values as the full call.
+    const auto only_k = kernels::fft_conv_backward(g, u, k, D, k_rev, false, true, false, false);
+    CHECK_FALSE(only_k.u.defined());
+    CHECK(only_k.k.to_vector<double>() == got.k.to_vector<double>());
+    const auto only_D = kernels::fft_conv_backward(g, u, k, D, k_rev, false, false, true, false);
+    CHECK(only_D.D.to_vector<double>() == got.D.to_vector<double>());
+    CHECK_FALSE(only_D.k.defined());
+  }
 }
 
 TEST_CASE("fft_conv gradients: any thread count, batch groups, non-contiguous grad",
