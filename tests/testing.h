@@ -2,6 +2,7 @@
 // Shared helpers of the test suite: tolerant comparison with a useful failure
 // message (index, both values, max error), seeded random inputs, gradcheck
 // as a Catch2 assertion, and the skip rule of [cuda] tests.
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -96,6 +97,17 @@ inline bool cuda_or_skip() {
   if (cuda_available()) return true;
   WARN("skipped: no CUDA GPU visible");
   return false;
+}
+
+// Runs a shell command with its output (stdout and stderr) sent to the file
+// `log`; returns (exit status, output).
+inline std::pair<int, std::string> run_command(const std::string& cmd,
+                                               const std::filesystem::path& log) {
+  const int rc = std::system((cmd + " > " + log.string() + " 2>&1").c_str());
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, ss.str()};
 }
 
 // The message of the ssm::Error that f throws ("" when none is thrown).

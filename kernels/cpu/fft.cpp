@@ -63,20 +63,27 @@ struct Traits<double> {
   static plan make(Kind kind, int n, void* in, void* out) {
     const unsigned flags = FFTW_ESTIMATE;
     switch (kind) {
-      case Kind::R2C: return fftw_plan_dft_r2c_1d(n, static_cast<double*>(in), static_cast<cpx*>(out), flags);
+      case Kind::R2C:
+        return fftw_plan_dft_r2c_1d(n, static_cast<double*>(in), static_cast<cpx*>(out), flags);
       case Kind::C2R:
         return fftw_plan_dft_c2r_1d(n, static_cast<cpx*>(in), static_cast<double*>(out), flags);
       case Kind::C2C_FWD:
-        return fftw_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_FORWARD, flags);
+        return fftw_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_FORWARD,
+                                flags);
       case Kind::C2C_INV:
-        return fftw_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_BACKWARD, flags);
+        return fftw_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_BACKWARD,
+                                flags);
     }
     return nullptr;
   }
   static void run(Kind kind, plan p, void* in, void* out) {
     switch (kind) {
-      case Kind::R2C: fftw_execute_dft_r2c(p, static_cast<double*>(in), static_cast<cpx*>(out)); break;
-      case Kind::C2R: fftw_execute_dft_c2r(p, static_cast<cpx*>(in), static_cast<double*>(out)); break;
+      case Kind::R2C:
+        fftw_execute_dft_r2c(p, static_cast<double*>(in), static_cast<cpx*>(out));
+        break;
+      case Kind::C2R:
+        fftw_execute_dft_c2r(p, static_cast<cpx*>(in), static_cast<double*>(out));
+        break;
       default: fftw_execute_dft(p, static_cast<cpx*>(in), static_cast<cpx*>(out)); break;
     }
   }
@@ -88,20 +95,27 @@ struct Traits<float> {
   static plan make(Kind kind, int n, void* in, void* out) {
     const unsigned flags = FFTW_ESTIMATE;
     switch (kind) {
-      case Kind::R2C: return fftwf_plan_dft_r2c_1d(n, static_cast<float*>(in), static_cast<cpx*>(out), flags);
+      case Kind::R2C:
+        return fftwf_plan_dft_r2c_1d(n, static_cast<float*>(in), static_cast<cpx*>(out), flags);
       case Kind::C2R:
         return fftwf_plan_dft_c2r_1d(n, static_cast<cpx*>(in), static_cast<float*>(out), flags);
       case Kind::C2C_FWD:
-        return fftwf_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_FORWARD, flags);
+        return fftwf_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_FORWARD,
+                                 flags);
       case Kind::C2C_INV:
-        return fftwf_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_BACKWARD, flags);
+        return fftwf_plan_dft_1d(n, static_cast<cpx*>(in), static_cast<cpx*>(out), FFTW_BACKWARD,
+                                 flags);
     }
     return nullptr;
   }
   static void run(Kind kind, plan p, void* in, void* out) {
     switch (kind) {
-      case Kind::R2C: fftwf_execute_dft_r2c(p, static_cast<float*>(in), static_cast<cpx*>(out)); break;
-      case Kind::C2R: fftwf_execute_dft_c2r(p, static_cast<cpx*>(in), static_cast<float*>(out)); break;
+      case Kind::R2C:
+        fftwf_execute_dft_r2c(p, static_cast<float*>(in), static_cast<cpx*>(out));
+        break;
+      case Kind::C2R:
+        fftwf_execute_dft_c2r(p, static_cast<cpx*>(in), static_cast<float*>(out));
+        break;
       default: fftwf_execute_dft(p, static_cast<cpx*>(in), static_cast<cpx*>(out)); break;
     }
   }
@@ -154,7 +168,9 @@ struct Scratch {
   }
 };
 
-bool aligned(const void* p) { return fftw_alignment_of(static_cast<double*>(const_cast<void*>(p))) == 0; }
+bool aligned(const void* p) {
+  return fftw_alignment_of(static_cast<double*>(const_cast<void*>(p))) == 0;
+}
 
 // Runs one transform. The input is copied into scratch when it is misaligned
 // or when FFTW would overwrite it (c2r); the output goes through scratch
@@ -183,8 +199,12 @@ void scale(T* x, std::int64_t count, T s) {
 
 }  // namespace
 
-void rfft(const float* x, std::complex<float>* X, std::int64_t n) { execute<float>(Kind::R2C, x, X, n); }
-void rfft(const double* x, std::complex<double>* X, std::int64_t n) { execute<double>(Kind::R2C, x, X, n); }
+void rfft(const float* x, std::complex<float>* X, std::int64_t n) {
+  execute<float>(Kind::R2C, x, X, n);
+}
+void rfft(const double* x, std::complex<double>* X, std::int64_t n) {
+  execute<double>(Kind::R2C, x, X, n);
+}
 
 void irfft(const std::complex<float>* X, float* x, std::int64_t n) {
   execute<float>(Kind::C2R, X, x, n);

@@ -272,19 +272,6 @@ TEST_CASE("progress lines show step, loss, accuracy, rate and ETA", "[cpu][train
         "epoch 2/5 [#####-----]   30/60 loss 0.4313 acc 0.875 lr 1.00e-03 2310 samples/s ETA 0:12");
 }
 
-namespace {
-
-// Runs a command with output to a file; returns (exit status, output).
-std::pair<int, std::string> run_command(const std::string& cmd, const fs::path& log) {
-  const int rc = std::system((cmd + " > " + log.string() + " 2>&1").c_str());
-  std::ifstream in(log);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, ss.str()};
-}
-
-}  // namespace
-
 TEST_CASE("train and evaluate: help, bad input exits 2, evaluate matches the logged test metric",
           "[cpu][train][cli]") {
   TempDir tmp("train_cli");
