@@ -64,9 +64,10 @@ struct KrylovResult {
 };
 
 // K[c, h, l] = C[c, h] Ā_h^l B̄_h = (C_h X_h)[c, l], X_h = [B̄, Ā B̄, ..., Ā^{L-1} B̄] (N, L)
-// built by doubling (X[:, s:2s] = Ā^s X[:, 0:s]) up to 64 columns, then in
-// blocks of 64 with Ā^64; every product is a GEMM. dA (H, N, N), dB (H, N),
-// C (Cc, H, N), L >= 1.
+// built by doubling (X[:, s:2s] = Ā^s X[:, 0:s]) up to b columns, then in
+// blocks of b with Ā^b (b a power of two in [16, 64], smaller when N is large
+// relative to L); every product is a GEMM: O(N^2 L + N^3 log2 b) per feature.
+// dA (H, N, N), dB (H, N), C (Cc, H, N), L >= 1.
 KrylovResult krylov_kernel_forward(const Tensor& dA, const Tensor& dB, const Tensor& C,
                                    std::int64_t L);
 

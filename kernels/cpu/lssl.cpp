@@ -321,17 +321,23 @@ void blas_gemm(bool trans_a, bool trans_b, std::int64_t m, std::int64_t n, std::
   }
 }
 
-// Columns beyond kKrylovBlock are built kKrylovBlock at a time with one power.
-constexpr std::int64_t kKrylovBlock = 64;
+// The block width b of krylov_columns: a power of two in [16, 64]. Doubling up to b
+// costs log2(b) squarings (2 N^3 flops each) against 2 N^2 L for the columns, so b is
+// smaller when N is large relative to L; 16 columns still keep the GEMMs efficient.
+std::int64_t krylov_block(std::int64_t N, std::int64_t L) {
+  std::int64_t b = 64;
+  while (b > 16 && b * N > 4 * L) b /= 2;
+  return b;
+}
 
 // X[:, l] = op(A)^l v for l < L, X (N, ldx) row-major, op(A) = A or A^T.
-// Doubling: X[:, s:2s] = op(A)^s X[:, 0:s] while s < kKrylovBlock (op(A)^s by
-// squaring, (A^T)^s = (A^s)^T), then X[:, s:s+b] = op(A)^b X[:, s-b:s] with
-// b = kKrylovBlock. O(N^2 L + N^3 log2 b) flops, all in GEMMs.
-// pw, tmp: (N, N) scratch.
+// Doubling: X[:, s:2s] = op(A)^s X[:, 0:s] while s < b (op(A)^s by squaring,
+// (A^T)^s = (A^s)^T), then X[:, s:s+b] = op(A)^b X[:, s-b:s] with b = krylov_block(N, L).
+// O(N^2 L + N^3 log2 b) flops, all in GEMMs. pw, tmp: (N, N) scratch.
 template <class T>
 void krylov_columns(const T* A, bool trans, const T* v, std::int64_t N, std::int64_t L, T* X,
                     std::int64_t ldx, T* pw, T* tmp) {
+  const std::int64_t block = krylov_block(N, L);
   for (std::int64_t n = 0; n < N; ++n) X[n * ldx] = v[n];
   if (L <= 1) return;
   std::copy(A, A + N * N, pw);  // pw = A^s
@@ -343,7 +349,7 @@ void krylov_columns(const T* A, bool trans, const T* v, std::int64_t N, std::int
     if (s >= L) return;
     blas_gemm<T>(false, false, N, N, N, pw, N, pw, N, tmp, N);
     std::copy(tmp, tmp + N * N, pw);
-    if (s >= kKrylovBlock) break;
+    if (s >= block) break;
   }
   const std::int64_t b = s;  // pw = A^b
   while (s < L) {
