@@ -54,4 +54,9 @@ Tensor krylov_kernel(const Tensor& dA, const Tensor& dB, const Tensor& C, std::i
   return r.K;
 }
 
+Tensor dense_ssm_step(const Tensor& dA, const Tensor& dB, const Tensor& C, const Tensor& u_t,
+                      Tensor& state) {
+  return kernels::dense_ssm_step(dA, dB, C, u_t, state);
+}
+
 }  // namespace ssm

@@ -1,9 +1,9 @@
 #pragma once
 // Differentiable LSSL ops (Gu et al. 2021, "Combining Recurrent,
 // Convolutional, and Continuous-time Models with Linear State-Space Layers"):
-// dense discretization (GBT, ZOH) and the Krylov convolution kernel. All
-// tensors of one call share dtype (float32 or float64) and device. The
-// recurrent step (no gradient) is kernels::dense_ssm_step.
+// dense discretization (GBT, ZOH) and the Krylov convolution kernel, and the
+// recurrent step (no gradient) for the layers. All tensors of one call share
+// dtype (float32 or float64) and device.
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -31,5 +31,12 @@ DiscreteSSM zoh_discretize_dense(const Tensor& A, const Tensor& B, const Tensor&
 // Returns K (Cc, H, L). Materialises the Krylov matrices (H, N, L), and keeps
 // them for backward when a gradient is needed. Differentiable in dA, dB and C.
 Tensor krylov_kernel(const Tensor& dA, const Tensor& dB, const Tensor& C, std::int64_t L);
+
+// One recurrent step, not recorded (no gradient): x' = Ā_h x + B̄_h u, y[b, c, h] = C[c, h] x'.
+// dA (H, N, N), dB (H, N), C (Cc, H, N), u_t (B, H); state (B, H, N) is replaced by x'
+// in place. Returns y_t (B, Cc, H). From a zero state it reproduces krylov_kernel's
+// convolution.
+Tensor dense_ssm_step(const Tensor& dA, const Tensor& dB, const Tensor& C, const Tensor& u_t,
+                      Tensor& state);
 
 }  // namespace ssm

@@ -22,4 +22,13 @@ Tensor rtf_kernel(const Tensor& a, const Tensor& b, const Tensor& h0, std::int64
   return K;
 }
 
+Tensor rtf_state_space_C(const Tensor& a, const Tensor& b, std::int64_t L) {
+  return kernels::rtf_state_space_C(a, b, L);
+}
+
+Tensor rtf_step(const Tensor& a, const Tensor& C, const Tensor& h0, const Tensor& u_t,
+                Tensor& state) {
+  return kernels::rtf_step(a, C, h0, u_t, state);
+}
+
 }  // namespace ssm

@@ -8,6 +8,8 @@
 #include "autograd/ops/lssl.h"
 #include "kernels/common.h"
 #include "kernels/lssl.h"
+#include "layers/ssm/hippo.h"
+#include "layers/ssm/lssl.h"
 #include "tests/testing.h"
 
 using namespace ssm;
@@ -419,4 +421,146 @@ TEST_CASE("LSSL ops reject bad arguments with messages naming the op", "[cpu][ls
                kernels::dense_ssm_step(dA, dB, C, Tensor::zeros({4, 2}, DType::Float64), state);
              }),
              Catch::Contains("[dense_ssm_step] state must be (B, H, N) = (4, 2, 3)"));
+}
+
+// ================================================================ LSSLKernel
+
+namespace {
+
+// The largest |y_step - y_conv| over max |y_conv|, where y_conv[t] = sum_{l<=t} K[l] u[t-l]
+// is the direct convolution in double of the module's kernel K = forward(L) and y_step
+// the recurrent view from a zero state.
+double conv_vs_recurrent(SSMKernel& kernel, std::int64_t L, std::int64_t Bsz, DType dtype,
+                         std::uint64_t seed) {
+  const std::int64_t H = kernel.d_model(), Cc = kernel.channels();
+  std::vector<double> K;
+  {
+    NoGradGuard no_grad;
+    K = kernel.forward(L).to_vector<double>();  // (Cc, H, L)
+  }
+  const Tensor u = random_tensor({L, Bsz, H}, seed, -1, 1, dtype, false);
+  const auto uv = u.to_vector<double>();
+  kernel.setup_step();
+  Tensor state = kernel.default_state(Bsz);
+  double max_err = 0.0, max_ref = 0.0;
+  for (std::int64_t t = 0; t < L; ++t) {
+    const Tensor y_t = kernel.step(u.select(0, t), state);
+    REQUIRE(y_t.shape() == Shape({Bsz, Cc, H}));
+    const auto y = y_t.to_vector<double>();
+    for (std::int64_t b = 0; b < Bsz; ++b)
+      for (std::int64_t c = 0; c < Cc; ++c)
+        for (std::int64_t h = 0; h < H; ++h) {
+          const double* k = K.data() + (c * H + h) * L;
+          double ref = 0.0;
+          for (std::int64_t l = 0; l <= t; ++l) ref += k[l] * uv[((t - l) * Bsz + b) * H + h];
+          max_err = std::max(max_err, std::abs(y[(b * Cc + c) * H + h] - ref));
+          max_ref = std::max(max_ref, std::abs(ref));
+        }
+  }
+  REQUIRE(max_ref > 0.0);
+  return max_err / max_ref;
+}
+
+}  // namespace
+
+TEST_CASE("LSSLKernel: convolution view equals recurrent view at L = 1024", "[cpu][lssl]") {
+  struct Case {
+    const char* measure;
+    bool learn_A;
+    const char* disc;
+  };
+  for (const Case cs :
+       {Case{"legs", false, "gbt"}, Case{"legs", true, "gbt"}, Case{"legt", false, "gbt"},
+        Case{"lagt", true, "zoh"}, Case{"fout", false, "gbt"}}) {
+    INFO(cs.measure << ", learn_A " << cs.learn_A << ", " << cs.disc);
+    LSSLOptions o;
+    o.measure = cs.measure;
+    o.learn_A = cs.learn_A;
+    o.disc = cs.disc;
+    Generator gen(7);
+    LSSLKernel k32(4, 16, 2, o, gen, DType::Float32);
+    CHECK(conv_vs_recurrent(k32, 1024, 2, DType::Float32, 8) < 1e-4);
+    Generator gen64(7);
+    LSSLKernel k64(4, 16, 2, o, gen64, DType::Float64);
+    CHECK(conv_vs_recurrent(k64, 1024, 2, DType::Float64, 8) < 1e-11);
+  }
+}
+
+TEST_CASE("LSSLKernel: state_dict names, shapes, tags; LSSL-fixed keeps A and B as buffers",
+          "[cpu][lssl]") {
+  const std::int64_t H = 3, N = 8, Cc = 2;
+  Generator gen(1);
+  LSSLOptions fixed;
+  LSSLKernel kf(H, N, Cc, fixed, gen);
+  std::vector<std::string> names;
+  for (const auto& p : kf.named_parameters()) names.push_back(p.name);
+  CHECK(names == std::vector<std::string>{"log_dt", "C"});
+  const StateDict buffers = kf.named_buffers();
+  REQUIRE(buffers.size() == 2);
+  CHECK(buffers[0].first == "A");
+  CHECK(buffers[1].first == "B");
+  CHECK_FALSE(kf.A().requires_grad());
+  const hippo::Transition tr = hippo::transition("legs", N);
+  require_close(kf.A(), Tensor::from_vector<double>(tr.A, {N, N}), 0, 1e-6);
+  require_close(kf.B(), Tensor::from_vector<double>(tr.B, {N}), 0, 1e-6);
+
+  LSSLOptions learned;
+  learned.learn_A = true;
+  LSSLKernel kl(H, N, Cc, learned, gen);
+  std::vector<std::pair<std::string, Shape>> got;
+  for (const auto& [name, t] : kl.state_dict()) got.emplace_back(name, t.shape());
+  CHECK(got == std::vector<std::pair<std::string, Shape>>{
+                   {"A", {N, N}}, {"B", {N}}, {"log_dt", {H}}, {"C", {Cc, H, N}}});
+  for (const auto& p : kl.named_parameters()) {
+    INFO(p.name);
+    CHECK(p.has_tag("ssm") == (p.name != "C"));
+  }
+  // log_dt in [log dt_min, log dt_max]; C ~ N(0, 1).
+  for (double v : kl.log_dt().to_vector<double>()) {
+    CHECK(v >= std::log(1e-3));
+    CHECK(v <= std::log(1e-1));
+  }
+  CHECK(kl.d_model() == H);
+  CHECK(kl.d_state() == N);
+  CHECK(kl.channels() == Cc);
+  CHECK(kl.forward(10).shape() == Shape({Cc, H, 10}));
+  CHECK(kl.default_state(5).shape() == Shape({5, H, N}));
+}
+
+TEST_CASE("LSSLKernel: gradients reach log_dt and C, and A, B only when learned", "[cpu][lssl]") {
+  for (bool learn : {false, true}) {
+    INFO("learn_A " << learn);
+    Generator gen(3);
+    LSSLOptions o;
+    o.learn_A = learn;
+    LSSLKernel k(2, 4, 1, o, gen, DType::Float64);
+    backward(sum(k.forward(32)));
+    CHECK(k.log_dt().grad().defined());
+    CHECK(k.C().grad().defined());
+    CHECK(k.A().grad().defined() == learn);
+    CHECK(k.B().grad().defined() == learn);
+    CHECK(k.parameters().size() == (learn ? 4u : 2u));
+  }
+}
+
+TEST_CASE("LSSLKernel rejects bad options", "[cpu][lssl]") {
+  Generator gen(1);
+  LSSLOptions o;
+  o.measure = "legx";
+  CHECK_THAT(error_message([&] { LSSLKernel(2, 4, 1, o, gen); }),
+             Catch::Contains("[LSSLKernel] unknown measure 'legx'"));
+  o = LSSLOptions();
+  o.disc = "euler";
+  CHECK_THAT(error_message([&] { LSSLKernel(2, 4, 1, o, gen); }),
+             Catch::Contains("[LSSLKernel] unknown disc 'euler'"));
+  o = LSSLOptions();
+  o.dt_min = 0.5;
+  CHECK_THAT(error_message([&] { LSSLKernel(2, 4, 1, o, gen); }),
+             Catch::Contains("[LSSLKernel] need 0 < dt_min <= dt_max"));
+  LSSLKernel k(2, 4, 1, LSSLOptions(), gen);
+  Tensor state = k.default_state(1);
+  CHECK_THAT(error_message([&] {
+               k.step(Tensor::zeros({1, 2}), state);
+             }),
+             Catch::Contains("[LSSLKernel] step needs setup_step() first"));
 }

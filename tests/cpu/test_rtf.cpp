@@ -7,6 +7,7 @@
 #include "autograd/ops/rtf.h"
 #include "kernels/common.h"
 #include "kernels/rtf.h"
+#include "layers/ssm/rtf.h"
 #include "tests/testing.h"
 
 using namespace ssm;
@@ -253,4 +254,157 @@ TEST_CASE("RTF kernels reject bad arguments with messages naming the op", "[cpu]
                kernels::rtf_step(a, b, h0, Tensor::zeros({4, 2}, DType::Float64), state);
              }),
              Catch::Contains("[rtf_step] state must be (B, H, n) = (4, 2, 3)"));
+}
+
+// ================================================================ RTFKernel
+
+namespace {
+
+// The largest |y_step - y_conv| over max |y_conv|, where y_conv[t] = sum_{l<=t} K[l] u[t-l]
+// is the direct convolution in double of the module's kernel K = forward(L) and y_step
+// the recurrent view from a zero state.
+double conv_vs_recurrent(SSMKernel& kernel, std::int64_t L, std::int64_t Bsz, DType dtype,
+                         std::uint64_t seed) {
+  const std::int64_t H = kernel.d_model(), Cc = kernel.channels();
+  std::vector<double> K;
+  {
+    NoGradGuard no_grad;
+    K = kernel.forward(L).to_vector<double>();  // (Cc, H, L)
+  }
+  const Tensor u = random_tensor({L, Bsz, H}, seed, -1, 1, dtype, false);
+  const auto uv = u.to_vector<double>();
+  kernel.setup_step();
+  Tensor state = kernel.default_state(Bsz);
+  double max_err = 0.0, max_ref = 0.0;
+  for (std::int64_t t = 0; t < L; ++t) {
+    const Tensor y_t = kernel.step(u.select(0, t), state);
+    REQUIRE(y_t.shape() == Shape({Bsz, Cc, H}));
+    const auto y = y_t.to_vector<double>();
+    for (std::int64_t b = 0; b < Bsz; ++b)
+      for (std::int64_t c = 0; c < Cc; ++c)
+        for (std::int64_t h = 0; h < H; ++h) {
+          const double* k = K.data() + (c * H + h) * L;
+          double ref = 0.0;
+          for (std::int64_t l = 0; l <= t; ++l) ref += k[l] * uv[((t - l) * Bsz + b) * H + h];
+          max_err = std::max(max_err, std::abs(y[(b * Cc + c) * H + h] - ref));
+          max_ref = std::max(max_ref, std::abs(ref));
+        }
+  }
+  REQUIRE(max_ref > 0.0);
+  return max_err / max_ref;
+}
+
+// Loads stable random a (sum |a_i| = 0.8 per feature) and random b into the module.
+void load_stable(RTFKernel& k, std::uint64_t seed) {
+  const std::int64_t H = k.d_model(), n = k.d_state(), Cc = k.channels();
+  StateDict sd = k.state_dict();
+  for (auto& [name, t] : sd) {
+    if (name == "a") t = stable_a(H, n, seed, 0.8);
+    if (name == "b") t = random_tensor({Cc, H, n}, seed + 1, -1, 1, DType::Float64, false);
+  }
+  for (auto& [name, t] : sd) t = t.to(k.a().dtype());
+  k.load_state_dict(sd);
+}
+
+}  // namespace
+
+TEST_CASE("RTFKernel: convolution view equals recurrent view at L = 1024", "[cpu][rtf]") {
+  for (const std::string init : {"zeros", "montel"}) {
+    INFO("init " << init);
+    RTFOptions o;
+    o.init = init;
+    Generator gen(5);
+    RTFKernel k32(4, 16, 2, o, gen, DType::Float32);
+    Generator gen64(5);
+    RTFKernel k64(4, 16, 2, o, gen64, DType::Float64);
+    if (init == "montel") {
+      load_stable(k32, 6);
+      load_stable(k64, 6);
+    }
+    CHECK(conv_vs_recurrent(k32, 1024, 2, DType::Float32, 9) < 1e-4);
+    CHECK(conv_vs_recurrent(k64, 1024, 2, DType::Float64, 9) < 1e-11);
+    CHECK(k32.truncation_length() == 1024);
+  }
+}
+
+TEST_CASE("RTFKernel: setup_step before any forward uses l_max", "[cpu][rtf]") {
+  RTFOptions o;
+  o.l_max = 40;
+  Generator gen(11);
+  RTFKernel k(2, 3, 1, o, gen, DType::Float64);
+  load_stable(k, 12);
+  CHECK(k.truncation_length() == 40);
+  k.setup_step();  // C = b (I - A^40)^{-1}
+  Tensor state = k.default_state(1);
+  std::vector<double> impulse;
+  for (std::int64_t t = 0; t < 40; ++t) {
+    const Tensor u = Tensor::full({1, 2}, t == 0 ? 1.0 : 0.0, DType::Float64);
+    const auto y = k.step(u, state).to_vector<double>();
+    impulse.insert(impulse.end(), y.begin(), y.end());  // (t, h)
+  }
+  // The same impulse response as forward(40), except the wrapped-around term in K[0].
+  Tensor K;
+  {
+    NoGradGuard no_grad;
+    K = k.forward(40);
+  }
+  const auto Kv = K.to_vector<double>();
+  for (std::int64_t h = 0; h < 2; ++h)
+    for (std::int64_t t = 1; t < 40; ++t)
+      CHECK(impulse[t * 2 + h] == Approx(Kv[h * 40 + t]).epsilon(1e-10).margin(1e-13));
+}
+
+TEST_CASE("RTFKernel: state_dict names, shapes, tags, zero init", "[cpu][rtf]") {
+  const std::int64_t H = 3, n = 5, Cc = 2;
+  Generator gen(2);
+  RTFKernel k(H, n, Cc, RTFOptions(), gen);
+  std::vector<std::pair<std::string, Shape>> got;
+  for (const auto& [name, t] : k.state_dict()) got.emplace_back(name, t.shape());
+  CHECK(got == std::vector<std::pair<std::string, Shape>>{
+                   {"a", {H, n}}, {"b", {Cc, H, n}}, {"h0", {Cc, H}}});
+  for (const auto& p : k.named_parameters()) {
+    INFO(p.name);
+    CHECK(p.has_tag("ssm") == (p.name == "a"));
+  }
+  CHECK(k.named_buffers().empty());
+  // Zero init: a = b = 0, so K = h0 at l = 0 and 0 after.
+  const auto h0 = k.h0().to_vector<double>();
+  NoGradGuard no_grad;
+  const auto K = k.forward(16).to_vector<double>();
+  for (std::int64_t r = 0; r < Cc * H; ++r)
+    for (std::int64_t l = 0; l < 16; ++l)
+      CHECK(K[r * 16 + l] == Approx(l == 0 ? h0[r] : 0.0).margin(1e-6));
+  CHECK(k.default_state(4).shape() == Shape({4, H, n}));
+  // xavier and montel draw U(+-1/sqrt(n)) and U(+-1/n).
+  for (const std::string init : {"xavier", "montel"}) {
+    RTFOptions o;
+    o.init = init;
+    RTFKernel r(H, n, Cc, o, gen);
+    const double bound = init == "xavier" ? 1.0 / std::sqrt(5.0) : 1.0 / 5.0;
+    double m = 0.0;
+    for (double v : r.a().to_vector<double>()) m = std::max(m, std::abs(v));
+    for (double v : r.b().to_vector<double>()) m = std::max(m, std::abs(v));
+    CHECK(m <= bound);
+    CHECK(m > 0.5 * bound);
+  }
+}
+
+TEST_CASE("RTFKernel rejects bad options and lengths", "[cpu][rtf]") {
+  Generator gen(1);
+  RTFOptions o;
+  o.init = "ones";
+  CHECK_THAT(error_message([&] { RTFKernel(2, 4, 1, o, gen); }),
+             Catch::Contains("[RTFKernel] unknown init 'ones'"));
+  o = RTFOptions();
+  o.l_max = 4;
+  CHECK_THAT(error_message([&] { RTFKernel(2, 4, 1, o, gen); }),
+             Catch::Contains("[RTFKernel] l_max must exceed the state size n = 4"));
+  RTFKernel k(2, 4, 1, RTFOptions(), gen);
+  CHECK_THAT(error_message([&] { k.forward(4); }),
+             Catch::Contains("[RTFKernel] L must exceed the state size n = 4, got 4"));
+  Tensor state = k.default_state(1);
+  CHECK_THAT(error_message([&] {
+               k.step(Tensor::zeros({1, 2}), state);
+             }),
+             Catch::Contains("[RTFKernel] step needs setup_step() first"));
 }
