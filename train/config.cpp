@@ -38,7 +38,11 @@ const std::vector<Field<ModelConfig>>& model_fields() {
       {"n_layers", &ModelConfig::n_layers}, {"d_state", &ModelConfig::d_state},
       {"dropout", &ModelConfig::dropout},   {"norm", &ModelConfig::norm},
       {"prenorm", &ModelConfig::prenorm},   {"pooling", &ModelConfig::pooling},
-      {"expand", &ModelConfig::expand},
+      {"expand", &ModelConfig::expand},     {"init", &ModelConfig::init},
+      {"disc", &ModelConfig::disc},         {"alpha", &ModelConfig::alpha},
+      {"dt_min", &ModelConfig::dt_min},     {"dt_max", &ModelConfig::dt_max},
+      {"channels", &ModelConfig::channels}, {"bidirectional", &ModelConfig::bidirectional},
+      {"learn_a", &ModelConfig::learn_a},   {"rank", &ModelConfig::rank},
   };
   return fields;
 }
@@ -510,6 +514,13 @@ void check_model(const Document& doc, const ModelConfig& m) {
   c.one_of(m.norm, "norm", {"layer", "rms"});
   c.one_of(m.pooling, "pooling", {"mean", "last"});
   c.require(m.expand > 0.0, "expand", "must be > 0");
+  c.one_of(m.init, "init", {"legs", "lin", "inv", "real", "legt", "lagt", "fout"});
+  c.one_of(m.disc, "disc", {"auto", "zoh", "bilinear", "gbt"});
+  c.require(m.alpha >= 0.0 && m.alpha <= 1.0, "alpha", "must be in [0, 1]");
+  c.require(m.dt_min > 0.0, "dt_min", "must be > 0");
+  c.require(m.dt_max >= m.dt_min, "dt_max", "must be >= dt_min");
+  c.require(m.channels >= 1, "channels", "must be >= 1");
+  c.require(m.rank >= 1, "rank", "must be >= 1");
 }
 
 void check_data(const Document& doc, const DataConfig& d) {

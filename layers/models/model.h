@@ -24,6 +24,19 @@ struct ModelConfig {
   bool prenorm = true;
   std::string pooling = "mean";  // mean | last
   double expand = 2.0;           // hidden width of MLP / Mamba blocks, as a multiple of d_model
+  // S4-family layers (s4, s4d, lssl, rtf); see configs/README.md.
+  std::string init =
+      "legs";  // s4d: legs | lin | inv | real; lssl: HiPPO measure legs | legt | lagt | fout
+  // auto: the family's own (s4d zoh, s4 and lssl bilinear); s4d: zoh | bilinear;
+  // lssl: bilinear | gbt (with alpha) | zoh; s4: bilinear
+  std::string disc = "auto";
+  double alpha = 0.5;    // lssl with disc gbt: 0 forward Euler, 0.5 bilinear, 1 backward Euler
+  double dt_min = 1e-3;  // log_dt ~ U[log dt_min, log dt_max)
+  double dt_max = 1e-1;
+  std::int64_t channels = 1;  // SSM output channels per feature, mixed by the output linear
+  bool bidirectional = false;
+  bool learn_a = true;    // lssl: false = LSSL-fixed (A and B stay HiPPO)
+  std::int64_t rank = 1;  // s4: rank of the low-rank term P P^*
 };
 
 // What the data fixes about a model's ends.
