@@ -5,6 +5,7 @@
 
 #include "layers/models/mlp_mixer.h"
 #include "layers/models/model.h"
+#include "layers/models/s4_family.h"
 
 namespace ssm {
 
@@ -15,7 +16,9 @@ using ModelBuilder = std::shared_ptr<Model> (*)(const ModelConfig&, const ModelI
 
 const std::vector<std::pair<std::string, ModelBuilder>>& models() {
   static const std::vector<std::pair<std::string, ModelBuilder>> kModels = {
-      {"mlp_mixer", &make_mlp_mixer},
+      {"mlp_mixer", &make_mlp_mixer}, {"s4d", &make_s4_family_model},
+      {"s4", &make_s4_family_model},  {"lssl", &make_s4_family_model},
+      {"rtf", &make_s4_family_model},
   };
   return kModels;
 }
