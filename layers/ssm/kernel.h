@@ -28,6 +28,12 @@ class SSMKernel : public Module {
   // K (C, H, L) in the kernel's dtype: the first L terms of the impulse response.
   virtual Tensor forward(std::int64_t L) = 0;
 
+  // The sequence length L whose convolution kernel the recurrence is to
+  // reproduce. S4 and RTF train a C-tilde / b-tilde truncated at L (C (I - Ā^L)),
+  // so their setup_step() recovers C for this L; forward(L) sets it too. The
+  // other kernels ignore it.
+  virtual void set_step_length(std::int64_t L) { (void)L; }
+
   // Computes the discrete recurrent system from the current parameters
   // (without gradient). Call again after the parameters change.
   virtual void setup_step() = 0;

@@ -74,4 +74,9 @@ Tensor RTFKernel::step(const Tensor& u_t, Tensor& state) {
   return rtf_step(step_a_, step_C_, step_h0_, u_t, state);
 }
 
+void RTFKernel::set_step_length(std::int64_t L) {
+  SSM_CHECK(L > N_, "RTFKernel::set_step_length", "L must exceed the order n = ", N_, ", got ", L);
+  L_ = L;
+}
+
 }  // namespace ssm

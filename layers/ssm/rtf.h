@@ -53,9 +53,10 @@ class RTFKernel : public SSMKernel {
 
   const RTFOptions& options() const { return options_; }
   std::int64_t truncation_length() const { return L_; }  // the L setup_step uses
-  const Tensor& a() const { return a_; }                 // (H, n)
-  const Tensor& b() const { return b_; }                 // (channels, H, n)
-  const Tensor& h0() const { return h0_; }               // (channels, H)
+  void set_step_length(std::int64_t L) override;
+  const Tensor& a() const { return a_; }    // (H, n)
+  const Tensor& b() const { return b_; }    // (channels, H, n)
+  const Tensor& h0() const { return h0_; }  // (channels, H)
 
  private:
   RTFOptions options_;

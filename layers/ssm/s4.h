@@ -61,7 +61,7 @@ class S4Kernel : public SSMKernel {
   // It is not part of the state dict: after loading a checkpoint trained at
   // another length, set it (or run forward(L)) before setup_step().
   std::int64_t step_length() const { return last_L_; }
-  void set_step_length(std::int64_t L);
+  void set_step_length(std::int64_t L) override;
   // The continuous-time parameters the kernel sees (differentiable).
   Tensor dt() const;      // (H)
   Tensor Lambda() const;  // (H, N2, 2)

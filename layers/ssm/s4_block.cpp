@@ -67,6 +67,7 @@ Tensor S4Block::forward_recurrent(const Tensor& x) {
             "expected x (B, L, ", kernel_->d_model(), "), got ", x.desc());
   NoGradGuard no_grad;
   const std::int64_t B = x.size(0), L = x.size(1), C = options_.channels;
+  kernel_->set_step_length(L);
   kernel_->setup_step();
   // Runs the kernel's recurrence over x (time reversed when `reverse`) and
   // returns its outputs in the original time order: (B, C_kernel, H, L).

@@ -77,6 +77,20 @@ TEST_CASE("S4Block: convolution mode equals recurrent mode for every family (L =
   }
 }
 
+TEST_CASE("S4Block: the recurrent view follows the sequence length (S4's and RTF's truncation)",
+          "[cpu][s4block]") {
+  for (const std::string family : {"s4", "rtf"}) {
+    INFO(family);
+    Generator gen(4);
+    auto block = make_s4_block(family_config(family), gen, nullptr);
+    block->eval();
+    const Tensor x = randn({1, 300, 4}, DType::Float32, Device::cpu(), gen);
+    const Tensor rec = block->forward_recurrent(x);  // before any forward(): default l_max 1024
+    NoGradGuard ng;
+    CHECK(rel_error(block->forward(x), rec) < 1e-4);
+  }
+}
+
 TEST_CASE("S4-family models: parameter names, tags, gradients and config errors",
           "[cpu][s4block]") {
   for (const std::string family : {"s4d", "s4", "lssl", "rtf"}) {
