@@ -2,8 +2,8 @@
 //
 // Why FFTW: it is the fastest FFT library Debian packages for the CPU (SIMD
 // codelets for float and double, real-to-complex transforms of any size);
-// KissFFT is simpler but several times slower on the 2L-point transforms of
-// the FFT convolution. FFTW is GPL-licensed: a binary that links it is
+// KissFFT, the other one Debian packages, is simpler but has no planner and
+// no generated per-size codelets. FFTW is GPL-licensed: a binary that links it is
 // distributed under the GPL (see docs/architecture.md).
 //
 // Thread safety: FFTW's planner is not thread-safe, its execute functions
