@@ -22,9 +22,12 @@ ResidualBlock::ResidualBlock(std::shared_ptr<Norm> norm, std::shared_ptr<Sequenc
   dropout_ = register_module("dropout", std::make_shared<Dropout>(dropout, dropout_gen));
 }
 
-Tensor ResidualBlock::forward(const Tensor& x) {
-  if (prenorm_) return x + dropout_->forward(mixer_->forward(norm_->forward(x)));
-  return norm_->forward(x + dropout_->forward(mixer_->forward(x)));
+Tensor ResidualBlock::forward(const Tensor& x, const Tensor& lengths) {
+  auto mix = [&](const Tensor& h) {
+    return lengths.defined() ? mixer_->forward_padded(h, lengths) : mixer_->forward(h);
+  };
+  if (prenorm_) return x + dropout_->forward(mix(norm_->forward(x)));
+  return norm_->forward(x + dropout_->forward(mix(x)));
 }
 
 // ---------------------------------------------------------------- checks
@@ -94,6 +97,12 @@ void SequenceClassifier::check_inputs(const Tensor& x, const Tensor& lengths) co
   if (lengths.defined()) {
     SSM_CHECK(lengths.dim() == 1 && lengths.size(0) == x.size(0) && is_index_dtype(lengths.dtype()),
               op, "expected lengths (", x.size(0), ") int64 or int32, got ", lengths.desc());
+    // Checked before the blocks: a mixer's forward_padded relies on the range.
+    const auto len = lengths.to_vector<std::int64_t>();
+    for (std::size_t b = 0; b < len.size(); ++b) {
+      SSM_CHECK(len[b] >= 1 && len[b] <= x.size(1), op, "lengths[", b, "] = ", len[b],
+                " lies outside [1, ", x.size(1), "]");
+    }
   }
 }
 
@@ -137,7 +146,7 @@ Tensor SequenceClassifier::pool(const Tensor& h, const Tensor& lengths) const {
 Tensor SequenceClassifier::forward(const Tensor& x, const Tensor& lengths) {
   check_inputs(x, lengths);
   Tensor h = encode(x);  // (B, L, D)
-  for (const auto& block : *blocks_) h = block->forward(h);
+  for (const auto& block : *blocks_) h = block->forward(h, lengths);
   h = norm_f_->forward(h);                     // (B, L, D)
   return decoder_->forward(pool(h, lengths));  // (B, C)
 }

@@ -45,6 +45,14 @@ namespace ssm {
 class SequenceMixer : public Module {
  public:
   virtual Tensor forward(const Tensor& x) = 0;
+  // The same with the valid length of each sequence: lengths (B) int64 in
+  // [1, L]. A causal mixer needs nothing more (the default); a mixer whose
+  // output at t reads later positions (a bidirectional scan, a centred
+  // convolution) overrides this so that padding never reaches real positions.
+  virtual Tensor forward_padded(const Tensor& x, const Tensor& lengths) {
+    (void)lengths;
+    return forward(x);
+  }
 };
 
 // Builds the mixer of block `layer` (0-based). It draws its initial values
@@ -56,7 +64,8 @@ class ResidualBlock : public Module {
  public:
   ResidualBlock(std::shared_ptr<Norm> norm, std::shared_ptr<SequenceMixer> mixer, double dropout,
                 Generator* dropout_gen, bool prenorm);
-  Tensor forward(const Tensor& x);  // (B, L, D) -> (B, L, D)
+  // (B, L, D) -> (B, L, D); lengths (B) or undefined (every sequence full).
+  Tensor forward(const Tensor& x, const Tensor& lengths = Tensor());
 
   Norm& norm() { return *norm_; }
   SequenceMixer& mixer() { return *mixer_; }
