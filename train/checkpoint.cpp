@@ -684,6 +684,40 @@ Checkpoint read_checkpoint(const std::string& path) {
   return read_file(Ctx{path}, true);
 }
 
+StateDict read_hdf5_group(const std::string& path, const std::string& group) {
+  const QuietHdf5 quiet;
+  const Ctx c{path};
+  if (!fs::is_regular_file(path)) c.fail("no such file");
+  H5Handle fapl = file_access(c);
+  H5Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+  if (!file.valid()) c.fail("not an HDF5 file", h5_reason());
+  if (group != "/" && !link_exists(file.get(), group.front() == '/' ? group.substr(1) : group)) {
+    c.fail("no group ", group);
+  }
+  H5Handle g(H5Gopen2(file.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!g.valid()) c.fail(group, " is not a group", h5_reason());
+  H5G_info_t info;
+  if (H5Gget_info(g.get(), &info) < 0) c.fail("cannot list group ", group, h5_reason());
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t n = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
+                                         H5P_DEFAULT);
+    if (n < 0) c.fail("cannot read a link name in ", group, h5_reason());
+    std::string name(static_cast<std::size_t>(n), '\0');
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),
+                       static_cast<std::size_t>(n) + 1, H5P_DEFAULT);
+    // H5Oopen + H5Iget_type: the same call in HDF5 1.10 and 1.12+.
+    H5Handle obj(H5Oopen(g.get(), name.c_str(), H5P_DEFAULT), H5Oclose);
+    if (!obj.valid()) c.fail("cannot open ", join(group, name), h5_reason());
+    if (H5Iget_type(obj.get()) == H5I_DATASET) names.push_back(name);
+  }
+  StateDict out;
+  for (const auto& name : names) {
+    out.emplace_back(name, read_tensor(c, g.get(), name, join(group, name), true));
+  }
+  return out;
+}
+
 bool is_valid_checkpoint(const std::string& path) {
   try {
     const QuietHdf5 quiet;

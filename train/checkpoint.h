@@ -47,6 +47,12 @@ struct Checkpoint {
 void write_checkpoint(const std::string& path, const Checkpoint& ckpt);
 Checkpoint read_checkpoint(const std::string& path);
 
+// Every dataset directly under `group` of an HDF5 file (any layout, e.g.
+// golden files written by h5py), as tensors by name, sorted by name. Datasets
+// must be float32, float64, int32 or int64; sub-groups are skipped. Throws
+// "[checkpoint] <path>: ..." for a missing file or group or another dtype.
+StateDict read_hdf5_group(const std::string& path, const std::string& group);
+
 // True when `path` is a complete checkpoint of this format: every group,
 // dataset and attribute that read_checkpoint needs is present with a usable
 // type (tensor data is not read). Never throws.
