@@ -43,6 +43,7 @@ const std::vector<Field<ModelConfig>>& model_fields() {
       {"dt_min", &ModelConfig::dt_min},     {"dt_max", &ModelConfig::dt_max},
       {"channels", &ModelConfig::channels}, {"bidirectional", &ModelConfig::bidirectional},
       {"learn_a", &ModelConfig::learn_a},   {"rank", &ModelConfig::rank},
+      {"d_conv", &ModelConfig::d_conv},
   };
   return fields;
 }
@@ -521,6 +522,8 @@ void check_model(const Document& doc, const ModelConfig& m) {
   c.require(m.dt_max >= m.dt_min, "dt_max", "must be >= dt_min");
   c.require(m.channels >= 1, "channels", "must be >= 1");
   c.require(m.rank >= 1, "rank", "must be >= 1");
+  c.require(m.d_conv >= 0 && m.d_conv <= 31, "d_conv",
+            "must be in [0, 31] (0: the family's default)");
 }
 
 void check_data(const Document& doc, const DataConfig& d) {

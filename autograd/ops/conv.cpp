@@ -24,6 +24,11 @@ Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   return out;
 }
 
+Tensor causal_conv1d_update(const Tensor& x_t, Tensor& conv_state, const Tensor& weight,
+                            const Tensor& bias, bool silu) {
+  return kernels::causal_conv1d_update(x_t, conv_state, weight, bias, silu);
+}
+
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias,
               std::array<std::int64_t, 2> stride, std::array<std::int64_t, 2> padding) {
   Tensor out = kernels::conv2d_forward(x, weight, bias, stride, padding);

@@ -2,7 +2,7 @@
 // Differentiable convolutions: Mamba's causal depthwise conv1d, conv2d (the
 // patch embedding of ViT / Vision Mamba), and GLU. All tensors of one call
 // share dtype (float32 or float64) and device. The one-step recurrent form of
-// causal_conv1d (no gradient) is kernels::causal_conv1d_update.
+// causal_conv1d (no gradient) is causal_conv1d_update.
 #include <array>
 #include <cstdint>
 
@@ -16,6 +16,12 @@ namespace ssm {
 // Returns (B, D, L).
 Tensor causal_conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
                      bool silu = false);
+
+// One step of causal_conv1d for recurrent inference, without gradient:
+// conv_state (B, D, K) holds the last K inputs and is updated in place;
+// x_t (B, D) -> y_t (B, D) (see kernels::causal_conv1d_update).
+Tensor causal_conv1d_update(const Tensor& x_t, Tensor& conv_state, const Tensor& weight,
+                            const Tensor& bias = Tensor(), bool silu = false);
 
 // PyTorch's conv2d (groups = dilation = 1). x (N, C, H, W); weight (O, C, kh, kw);
 // bias (O) or undefined; stride and padding as (height, width).

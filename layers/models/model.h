@@ -35,8 +35,9 @@ struct ModelConfig {
   double dt_max = 1e-1;
   std::int64_t channels = 1;  // SSM output channels per feature, mixed by the output linear
   bool bidirectional = false;
-  bool learn_a = true;    // lssl: false = LSSL-fixed (A and B stay HiPPO)
-  std::int64_t rank = 1;  // s4: rank of the low-rank term P P^*
+  bool learn_a = true;      // lssl: false = LSSL-fixed (A and B stay HiPPO)
+  std::int64_t rank = 1;    // s4: rank of the low-rank term P P^*
+  std::int64_t d_conv = 0;  // conv kernel: mamba (0: 4), mambaout (0: 7)
 };
 
 // What the data fixes about a model's ends.
