@@ -1,6 +1,7 @@
 #pragma once
 // Every differentiable op of ssmkit. Layers include this header.
 #include "autograd/ops/conv.h"
+#include "autograd/ops/dwconv.h"
 #include "autograd/ops/elementwise.h"
 #include "autograd/ops/fftconv.h"
 #include "autograd/ops/linalg.h"
@@ -10,5 +11,6 @@
 #include "autograd/ops/reduce.h"
 #include "autograd/ops/rtf.h"
 #include "autograd/ops/s4.h"
+#include "autograd/ops/selective_scan.h"
 #include "autograd/ops/shape.h"
 #include "autograd/tape.h"

