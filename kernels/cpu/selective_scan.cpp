@@ -291,8 +291,8 @@ SSM_SIMD_CLONES SSM_SIMD_FLATTEN void scan_steps(T* h_io, const T* A_in, int64_t
 // Accumulators of one row's backward walk.
 template <class T>
 struct RowGrads {
-  T* carry;          // (N): exp(dt_{t+1} A) g_{t+1}, then grad h_{-1} at the end
-  T* dA;             // (N): sum_t grad(dt_t A) dt_t, this row's part
+  T* carry;          // (Np): exp(dt_{t+1} A) g_{t+1}, then grad h_{-1} at the end
+  T* dA;             // (Np): sum_t grad(dt_t A) dt_t, this row's part
   RowPtr<T> dB, dC;  // += g_t dtu_t, += gy_t h_t (stride 0: constant B / C)
   T* gdtu;           // (L): sum_n g_t B_t  (grad of dt_t u_t)
   T* gdt;            // (L): sum_n grad(dt_t A)[n] A[n]  (the exp part of grad dt_t)
