@@ -36,9 +36,8 @@ SelectiveScanResult selective_scan(const Tensor& u, const Tensor& delta, const T
     saved.chunk = fwd.chunk;
     record("selective_scan", {u, delta, A, B, C, D, z, delta_bias, initial_state},
            {out.y, out.last_state}, [=](const GradList& g) -> GradList {
-             const auto r = kernels::selective_scan_backward(g[0], g[1], su, sd, sA, sB, sC, sD,
-                                                             sz, sbias, delta_softplus, sh0, saved,
-                                                             needs);
+             const auto r = kernels::selective_scan_backward(
+                 g[0], g[1], su, sd, sA, sB, sC, sD, sz, sbias, delta_softplus, sh0, saved, needs);
              return {r.u, r.delta, r.A, r.B, r.C, r.D_skip, r.z, r.delta_bias, r.initial_state};
            });
   }

@@ -13,8 +13,9 @@ struct SelectiveScanResult {
 };
 
 // Mamba's selective scan (selective_scan_ref semantics):
-//   delta' = softplus(delta + delta_bias) if delta_softplus else delta + delta_bias   (delta_bias (D) optional)
-//   h_t = exp(delta'_t A) h_{t-1} + delta'_t B_t u_t      (per b, d, n; h_{-1} = initial_state or 0)
+//   delta' = softplus(delta + delta_bias) if delta_softplus else delta + delta_bias
+//            (delta_bias (D) optional; softplus(x) = x above 20, as PyTorch)
+//   h_t = exp(delta'_t A) h_{t-1} + delta'_t B_t u_t   (per b, d, n; h_{-1} = initial_state or 0)
 //   y_t = C_t h_t + D u_t,  then y_t *= silu(z_t) when z is given
 // u, delta (B, D, L); A (D, N) real, N <= 256; B and C each either constant (D, N) or
 // input-dependent (B, G, N, L) with D % G == 0 (channel d uses group d / (D/G)), (B, N, L)
