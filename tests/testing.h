@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -72,6 +73,22 @@ inline void require_close(const Tensor& a, const Tensor& b, double atol = 1e-6,
     FAIL("mismatch at flat index " << worst << ": actual " << av[worst] << ", expected "
                                    << bv[worst] << ", max error " << max_err);
   }
+}
+
+// max |t|.
+inline double max_abs(const Tensor& t) {
+  double m = 0.0;
+  for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
+  return m;
+}
+
+// max |a - ref| / max |ref|: the error of a relative to the size of ref.
+inline double rel_error(const Tensor& a, const Tensor& ref) {
+  REQUIRE(a.shape() == ref.shape());
+  const auto av = a.to_vector<double>(), rv = ref.to_vector<double>();
+  double err = 0.0;
+  for (std::size_t i = 0; i < av.size(); ++i) err = std::max(err, std::abs(av[i] - rv[i]));
+  return err / std::max(max_abs(ref), 1e-300);
 }
 
 // A float64 tensor of uniform values in [lo, hi) from a seeded generator.

@@ -10,6 +10,7 @@
 
 using namespace ssm;
 using ssm::testing::error_message;
+using ssm::testing::max_abs;
 using ssm::testing::random_tensor;
 using ssm::testing::require_close;
 using ssm::testing::require_gradcheck;
@@ -83,12 +84,6 @@ kernels::FftConvGrads naive_grads(const Tensor& g, const Tensor& u, const Tensor
   out.D = Tensor::from_vector<double>(gD, {C, H});
   out.k_rev = Tensor::from_vector<double>(gr, {C, H, L});
   return out;
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0.0;
-  for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
-  return m;
 }
 
 // float32 results within 1e-4 of the float64 reference, relative to its scale.

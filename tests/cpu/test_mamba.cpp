@@ -13,21 +13,8 @@
 #include "train/checkpoint.h"
 
 using namespace ssm;
+using ssm::testing::rel_error;
 using ssm::testing::require_close;
-
-namespace {
-
-double rel_error(const Tensor& a, const Tensor& b) {
-  const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
-  double num = 0.0, den = 0.0;
-  for (std::size_t i = 0; i < av.size(); ++i) {
-    num = std::max(num, std::abs(av[i] - bv[i]));
-    den = std::max(den, std::abs(bv[i]));
-  }
-  return num / std::max(den, 1e-30);
-}
-
-}  // namespace
 
 TEST_CASE("Mamba: scan equals step, both directions of the bidirectional block", "[cpu][mamba]") {
   for (const bool bidirectional : {false, true}) {

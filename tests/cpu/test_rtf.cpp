@@ -8,10 +8,13 @@
 #include "kernels/common.h"
 #include "kernels/rtf.h"
 #include "layers/ssm/rtf.h"
+#include "tests/ssm_testing.h"
 #include "tests/testing.h"
 
 using namespace ssm;
+using ssm::testing::conv_vs_recurrent;
 using ssm::testing::error_message;
+using ssm::testing::max_abs;
 using ssm::testing::random_tensor;
 using ssm::testing::require_close;
 using ssm::testing::require_gradcheck;
@@ -86,12 +89,6 @@ Tensor naive_rtf_kernel(const Tensor& a, const Tensor& b, const Tensor& h0, std:
     for (std::int64_t c = 0; c < Cc; ++c) K[(c * H + h) * L] += hv[c * H + h];
   }
   return Tensor::from_vector<double>(K, {Cc, H, L});
-}
-
-double max_abs(const Tensor& t) {
-  double m = 0.0;
-  for (double v : t.to_vector<double>()) m = std::max(m, std::abs(v));
-  return m;
 }
 
 }  // namespace
@@ -260,40 +257,6 @@ TEST_CASE("RTF kernels reject bad arguments with messages naming the op", "[cpu]
 
 namespace {
 
-// The largest |y_step - y_conv| over max |y_conv|, where y_conv[t] = sum_{l<=t} K[l] u[t-l]
-// is the direct convolution in double of the module's kernel K = forward(L) and y_step
-// the recurrent view from a zero state.
-double conv_vs_recurrent(SSMKernel& kernel, std::int64_t L, std::int64_t Bsz, DType dtype,
-                         std::uint64_t seed) {
-  const std::int64_t H = kernel.d_model(), Cc = kernel.channels();
-  std::vector<double> K;
-  {
-    NoGradGuard no_grad;
-    K = kernel.forward(L).to_vector<double>();  // (Cc, H, L)
-  }
-  const Tensor u = random_tensor({L, Bsz, H}, seed, -1, 1, dtype, false);
-  const auto uv = u.to_vector<double>();
-  kernel.setup_step();
-  Tensor state = kernel.default_state(Bsz);
-  double max_err = 0.0, max_ref = 0.0;
-  for (std::int64_t t = 0; t < L; ++t) {
-    const Tensor y_t = kernel.step(u.select(0, t), state);
-    REQUIRE(y_t.shape() == Shape({Bsz, Cc, H}));
-    const auto y = y_t.to_vector<double>();
-    for (std::int64_t b = 0; b < Bsz; ++b)
-      for (std::int64_t c = 0; c < Cc; ++c)
-        for (std::int64_t h = 0; h < H; ++h) {
-          const double* k = K.data() + (c * H + h) * L;
-          double ref = 0.0;
-          for (std::int64_t l = 0; l <= t; ++l) ref += k[l] * uv[((t - l) * Bsz + b) * H + h];
-          max_err = std::max(max_err, std::abs(y[(b * Cc + c) * H + h] - ref));
-          max_ref = std::max(max_ref, std::abs(ref));
-        }
-  }
-  REQUIRE(max_ref > 0.0);
-  return max_err / max_ref;
-}
-
 // Loads stable random a (sum |a_i| = 0.8 per feature) and random b into the module.
 void load_stable(RTFKernel& k, std::uint64_t seed) {
   const std::int64_t H = k.d_model(), n = k.d_state(), Cc = k.channels();
@@ -321,8 +284,8 @@ TEST_CASE("RTFKernel: convolution view equals recurrent view at L = 1024", "[cpu
       load_stable(k32, 6);
       load_stable(k64, 6);
     }
-    CHECK(conv_vs_recurrent(k32, 1024, 2, DType::Float32, 9) < 1e-4);
-    CHECK(conv_vs_recurrent(k64, 1024, 2, DType::Float64, 9) < 1e-11);
+    CHECK(conv_vs_recurrent(k32, 1024, 2, 9) < 1e-4);
+    CHECK(conv_vs_recurrent(k64, 1024, 2, 9) < 1e-11);
     CHECK(k32.truncation_length() == 1024);
   }
 }

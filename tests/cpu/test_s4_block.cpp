@@ -9,6 +9,7 @@
 #include "tests/testing.h"
 
 using namespace ssm;
+using ssm::testing::rel_error;
 using ssm::testing::require_close;
 
 namespace {
@@ -19,17 +20,6 @@ ModelConfig family_config(const std::string& name) {
   c.d_model = 4;
   c.d_state = name == "rtf" ? 6 : 8;
   return c;
-}
-
-// max |a - b| / max |b|
-double rel_error(const Tensor& a, const Tensor& b) {
-  const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
-  double num = 0.0, den = 0.0;
-  for (std::size_t i = 0; i < av.size(); ++i) {
-    num = std::max(num, std::abs(av[i] - bv[i]));
-    den = std::max(den, std::abs(bv[i]));
-  }
-  return num / std::max(den, 1e-30);
 }
 
 }  // namespace

@@ -10,51 +10,17 @@
 #include "layers/ssm/hippo.h"
 #include "layers/ssm/s4.h"
 #include "layers/ssm/s4d.h"
+#include "tests/ssm_testing.h"
 #include "tests/testing.h"
 
 using namespace ssm;
+using ssm::testing::conv_vs_recurrent;
 using ssm::testing::error_message;
 using ssm::testing::require_close;
 
 namespace {
 
 using cd = std::complex<double>;
-
-// max |y_rec - y_conv| / max |y_conv| over a random input of L steps, where
-// y_conv[b, c, h, t] = sum_{l<=t} K[c, h, l] u[b, h, t - l] in double and
-// y_rec comes from stepping the recurrence from the zero state.
-double conv_vs_recurrent_error(SSMKernel& k, std::int64_t batch, std::int64_t L,
-                               std::uint64_t seed) {
-  const std::int64_t Cn = k.channels(), H = k.d_model();
-  Tensor K;
-  {
-    NoGradGuard no_grad;
-    K = k.forward(L);
-  }
-  const DType dtype = K.dtype();
-  Generator gen(seed);
-  Tensor u = Tensor::empty({L, batch, H}, dtype);  // u[t] is a contiguous (B, H)
-  normal_(u, 0.0, 1.0, gen);
-  const auto Kv = K.to_vector<double>(), uv = u.to_vector<double>();
-  k.setup_step();
-  Tensor state = k.default_state(batch);
-  double max_err = 0.0, scale = 0.0;
-  for (std::int64_t t = 0; t < L; ++t) {
-    const auto y = k.step(u.select(0, t), state).to_vector<double>();  // (B, C, H)
-    for (std::int64_t b = 0; b < batch; ++b) {
-      for (std::int64_t c = 0; c < Cn; ++c) {
-        for (std::int64_t h = 0; h < H; ++h) {
-          double want = 0.0;
-          const double* kr = Kv.data() + (c * H + h) * L;
-          for (std::int64_t l = 0; l <= t; ++l) want += kr[l] * uv[((t - l) * batch + b) * H + h];
-          max_err = std::max(max_err, std::abs(y[(b * Cn + c) * H + h] - want));
-          scale = std::max(scale, std::abs(want));
-        }
-      }
-    }
-  }
-  return max_err / scale;
-}
 
 std::map<std::string, NamedParameter> params_by_name(const Module& m) {
   std::map<std::string, NamedParameter> out;
@@ -123,7 +89,7 @@ TEST_CASE("S4DKernel: convolution equals the recurrence at L = 1024 in float32 (
       o.disc = disc;
       Generator gen(1);
       S4DKernel k(4, 64, 2, o, gen, DType::Float32);
-      CHECK(conv_vs_recurrent_error(k, 2, 1024, 2) < 1e-4);
+      CHECK(conv_vs_recurrent(k, 1024, 2, 2) < 1e-4);
     }
   }
   // The other real transforms give the same A, so the same agreement.
@@ -132,7 +98,7 @@ TEST_CASE("S4DKernel: convolution equals the recurrence at L = 1024 in float32 (
     o.real_transform = transform;
     Generator gen(3);
     S4DKernel k(3, 16, 1, o, gen, DType::Float32);
-    CHECK(conv_vs_recurrent_error(k, 2, 1024, 4) < 1e-4);
+    CHECK(conv_vs_recurrent(k, 1024, 2, 4) < 1e-4);
   }
 }
 
@@ -141,14 +107,14 @@ TEST_CASE("S4Kernel: convolution equals the dense recurrence at L = 1024 in floa
   Generator gen(5);
   S4Kernel k(3, 64, 2, S4Options{}, gen, DType::Float32);
   CHECK(k.step_length() == 1024);
-  CHECK(conv_vs_recurrent_error(k, 2, 1024, 6) < 1e-4);
+  CHECK(conv_vs_recurrent(k, 1024, 2, 6) < 1e-4);
   // A forward at another length re-reads C-tilde for that length.
   {
     NoGradGuard no_grad;
     k.forward(300);
   }
   CHECK(k.step_length() == 300);
-  CHECK(conv_vs_recurrent_error(k, 1, 300, 7) < 1e-4);
+  CHECK(conv_vs_recurrent(k, 300, 1, 7) < 1e-4);
   k.set_step_length(1024);  // as after loading a checkpoint trained at L = 1024
   CHECK(k.step_length() == 1024);
   // Rank 2 (LegS padded with a zero column of P), float64: tighter.
@@ -157,7 +123,7 @@ TEST_CASE("S4Kernel: convolution equals the dense recurrence at L = 1024 in floa
   o2.l_max = 512;
   Generator gen2(8);
   S4Kernel k2(2, 16, 1, o2, gen2, DType::Float64);
-  CHECK(conv_vs_recurrent_error(k2, 2, 512, 9) < 1e-10);
+  CHECK(conv_vs_recurrent(k2, 512, 2, 9) < 1e-10);
 }
 
 // ---------------------------------------------------------------- parameters and inits
