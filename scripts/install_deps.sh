@@ -2,14 +2,15 @@
 # Installs the Debian packages ssmkit needs that are missing; a fast no-op
 # when all are present.
 #   scripts/install_deps.sh           build + test dependencies
-#   scripts/install_deps.sh --bench   also python3-torch (benchmarks' PyTorch side)
+#   scripts/install_deps.sh --bench   also python3-torch and python3-h5py (benchmarks' PyTorch
+#                                     side, the golden-file scripts)
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config catch2 libopenblas-openmp-dev libyaml-cpp-dev libhdf5-dev
   nlohmann-json3-dev libcli11-dev zlib1g-dev libfftw3-dev libeigen3-dev
   dataset-fashion-mnist)  # real data: the sFashion-MNIST loader's test reads it
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-torch python3-numpy)
+  packages+=(python3-torch python3-numpy python3-h5py)
 fi
 
 missing=()
