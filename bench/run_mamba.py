@@ -33,9 +33,9 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 
+import run_ops
 from run_ops import ROOT, machine
 
 CASES = ("scan", "block")
@@ -44,24 +44,8 @@ BLOCK_D_STATE = 16  # both sides' block default; bench_mamba takes no --N for th
 
 
 def run_json(cmd, env, expect, keys):
-    """Runs cmd, returns the last JSON object it prints; checks that it echoes the
-    config in expect and holds keys."""
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"run_mamba.py: {' '.join(cmd)}\nexited with {proc.returncode}:\n"
-                 f"{proc.stderr[-2000:]}{proc.stdout[-1000:]}")
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-    if not lines:
-        sys.exit(f"run_mamba.py: {' '.join(cmd)}\nprinted no JSON object:\n{proc.stdout[-1000:]}")
-    try:
-        r = json.loads(lines[-1])
-    except json.JSONDecodeError as e:
-        sys.exit(f"run_mamba.py: {' '.join(cmd)}\nprinted bad JSON ({e}):\n{lines[-1][:1000]}")
-    wrong = {k: (r.get(k), v) for k, v in expect.items() if r.get(k) != v}
-    missing = [k for k in keys if k not in r]
-    if wrong or missing:
-        sys.exit(f"run_mamba.py: {' '.join(cmd)}\nanswered {lines[-1]}\n"
-                 f"(got, asked) {wrong}; missing keys {missing}")
+    """run_ops.run_json, plus: the block must run at the d_state the PyTorch side uses."""
+    r = run_ops.run_json(cmd, env, expect, keys)
     if r.get("d_state", BLOCK_D_STATE) != BLOCK_D_STATE and r["case"] == "block":
         sys.exit(f"run_mamba.py: {' '.join(cmd)}\nran the block with d_state {r['d_state']}, "
                  f"the other side uses {BLOCK_D_STATE}")

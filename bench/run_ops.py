@@ -40,6 +40,31 @@ def machine():
             "os": platform.platform()}
 
 
+def run_json(cmd, env, expect, keys):
+    """Runs cmd, returns the last JSON object it prints; checks that it echoes the
+    config in expect and holds keys. Exits with a message naming the calling
+    script otherwise."""
+    who = os.path.basename(sys.argv[0])
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{who}: {' '.join(cmd)}\nexited with {proc.returncode}:\n"
+                 f"{proc.stderr[-2000:]}{proc.stdout[-1000:]}")
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        sys.exit(f"{who}: {' '.join(cmd)}\nprinted no JSON object:\n{proc.stdout[-1000:]}")
+    try:
+        r = json.loads(lines[-1])
+    except json.JSONDecodeError as e:
+        sys.exit(f"{who}: {' '.join(cmd)}\nprinted bad JSON ({e}):\n{lines[-1][:1000]}")
+    wrong = {k: (r.get(k), v) for k, v in expect.items() if r.get(k) != v}
+    missing = [k for k in keys if k not in r]
+    if wrong or missing:
+        sys.exit(f"{who}: {' '.join(cmd)}\nanswered {lines[-1]}\n"
+                 f"(got, asked) {wrong}; missing keys {missing}")
+    return r
+
+
+
 def run_lines(cmd, env):
     out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
     return {r["op"]: r for r in (json.loads(l) for l in out.splitlines() if l.startswith("{"))}

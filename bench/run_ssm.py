@@ -21,34 +21,14 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 
-from run_ops import ROOT, machine
+from run_ops import ROOT, machine, run_json
 
 LAYERS = ("s4d", "s4", "rtf", "lssl")
 MEMORY_LAYERS = ("lssl", "s4")
 MEMORY_H = (128, 256, 512)
 TORCH_SCRIPT = os.path.join(ROOT, "bench", "ssm_torch.py")
-
-
-def run_json(cmd, env, expect, keys):
-    """Runs cmd, returns the last JSON object it prints; checks that it echoes the
-    config in expect and holds keys."""
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"run_ssm.py: {' '.join(cmd)}\nexited with {proc.returncode}:\n"
-                 f"{proc.stderr[-2000:]}{proc.stdout[-1000:]}")
-    lines = [l for l in proc.stdout.splitlines() if l.startswith("{")]
-    if not lines:
-        sys.exit(f"run_ssm.py: {' '.join(cmd)}\nprinted no JSON object:\n{proc.stdout[-1000:]}")
-    r = json.loads(lines[-1])
-    wrong = {k: (r.get(k), v) for k, v in expect.items() if r.get(k) != v}
-    missing = [k for k in keys if k not in r]
-    if wrong or missing:
-        sys.exit(f"run_ssm.py: {' '.join(cmd)}\nanswered {lines[-1]}\n"
-                 f"(got, asked) {wrong}; missing keys {missing}")
-    return r
 
 
 def main():
