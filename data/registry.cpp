@@ -151,6 +151,7 @@ Splits make_datasets(const DataConfig& c) {
     InductionHeadsOptions o;
     o.seq_len = c.seq_len;
     o.test_seq_len = c.max_len;
+    o.min_len = c.min_len;
     o.vocab_size = c.vocab_size;
     o.seed = c.seed;
     return synthetic<InductionHeadsDataset>(c, o);

@@ -29,6 +29,8 @@ struct DataConfig {
   std::string mode = "rgb";                  // scifar: rgb | gray | tokens
   std::string permutation = "bit_reversal";  // psmnist, psfashion: bit_reversal | random
   bool augment = false;                      // scifar train split: random crop + flip
+  std::int64_t min_len =
+      0;  // induction_heads: train lengths uniform in [min_len, seq_len]; 0: fixed
   std::int64_t max_len = 0;  // LRA text tasks: longest accepted sequence; 0: the task's
   bool truncate = false;     // LRA text tasks: cut longer sequences instead of failing
   // Synthetic tasks (data/synthetic.h), generated on the fly from data.seed:

@@ -159,12 +159,16 @@ InductionHeadsDataset::InductionHeadsDataset(const InductionHeadsOptions& o, std
       "induction_heads",
       "expected 3 <= seq_len <= 2^32, test_seq_len >= 0, vocab_size >= 3, got seq_len ", o.seq_len,
       ", test_seq_len ", o.test_seq_len, ", vocab_size ", o.vocab_size);
+  SSM_CHECK(o.min_len == 0 || (o.min_len >= 3 && o.min_len <= o.seq_len), "induction_heads",
+            "expected min_len 0 or in [3, seq_len = ", o.seq_len, "], got ", o.min_len);
 }
 
 Example InductionHeadsDataset::get(std::int64_t i) const {
   check_index("induction_heads", i, size_);
   ExampleRng rng(o_.seed, kInductionHeads, split_, i);
-  const std::int64_t l = len_, trigger = o_.vocab_size - 1;
+  const bool varied = split_ == 0 && o_.min_len > 0;
+  const std::int64_t l = varied ? o_.min_len + rng.below(len_ - o_.min_len + 1) : len_;
+  const std::int64_t trigger = o_.vocab_size - 1;
   std::vector<std::int64_t> x(static_cast<std::size_t>(l));
   for (auto& t : x) t = rng.below(o_.vocab_size - 1);
   const auto p = static_cast<std::size_t>(rng.below(l - 2));  // in [0, L-3]

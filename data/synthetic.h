@@ -48,9 +48,13 @@ struct SelectiveCopyingOptions {
 // 0 .. V-2 ordinary tokens, V-1 the trigger. x (L) = uniform ordinary
 // tokens, except the trigger at one position p uniform in [0, L-3] and at
 // L-1. label = x[p+1], the token that followed the trigger's first
-// occurrence (what follows its second); num_classes = V.
+// occurrence (what follows its second); num_classes = V. With min_len > 0
+// the train split's L is drawn per example uniform in [min_len, seq_len] (a
+// length curriculum mixed into every batch: short examples teach the
+// mechanism, long ones its range); val keeps seq_len, test test_seq_len.
 struct InductionHeadsOptions {
-  std::int64_t seq_len = 256;     // L >= 3 (train and val)
+  std::int64_t seq_len = 256;  // L >= 3 (train and val)
+  std::int64_t min_len = 0;    // 0: every train example has seq_len; else 3 <= min_len <= seq_len
   std::int64_t test_seq_len = 0;  // L of the test split (up to 2^20 or more); 0: seq_len
   std::int64_t vocab_size = 16;   // V >= 3
   std::uint64_t seed = 1234;

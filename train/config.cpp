@@ -63,6 +63,7 @@ const std::vector<Field<DataConfig>>& data_fields() {
       {"mode", &DataConfig::mode},
       {"permutation", &DataConfig::permutation},
       {"augment", &DataConfig::augment},
+      {"min_len", &DataConfig::min_len},
       {"max_len", &DataConfig::max_len},
       {"truncate", &DataConfig::truncate},
       {"vocab_size", &DataConfig::vocab_size},
@@ -539,6 +540,7 @@ void check_data(const Document& doc, const DataConfig& d) {
   c.one_of(d.mode, "mode", {"rgb", "gray", "tokens"});
   c.one_of(d.permutation, "permutation", {"bit_reversal", "random", "none"});
   c.require(d.max_len >= 0, "max_len", "must be >= 0");
+  c.require(d.min_len >= 0 && d.min_len <= d.seq_len, "min_len", "must be in [0, seq_len]");
   c.require(d.vocab_size >= 2, "vocab_size", "must be >= 2");
   c.require(d.num_tokens > 0, "num_tokens", "must be > 0");
   c.one_of(d.pad, "pad", {"none", "longest", "fixed"});

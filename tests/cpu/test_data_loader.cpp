@@ -368,6 +368,43 @@ TEST_CASE("induction heads: the answer is the token after the trigger's first oc
   }
 }
 
+TEST_CASE("induction heads with min_len: train lengths vary, val and test keep theirs",
+          "[cpu][data]") {
+  data::InductionHeadsOptions o;
+  o.seq_len = 64;
+  o.min_len = 16;
+  o.test_seq_len = 128;
+  data::InductionHeadsDataset ds(o, 400, 0), again(o, 400, 0), val(o, 20, 1), test(o, 4, 2);
+  check_deterministic(ds, again, val);
+  std::set<std::int64_t> lengths;
+  for (std::int64_t i = 0; i < 400; ++i) {
+    const Example e = ds.get(i);
+    const auto x = tokens(e);
+    REQUIRE(e.length == static_cast<std::int64_t>(x.size()));
+    lengths.insert(e.length);
+    std::vector<std::size_t> at;
+    for (std::size_t t = 0; t < x.size(); ++t) {
+      if (x[t] == 15) at.push_back(t);
+    }
+    REQUIRE(at.size() == 2);
+    CHECK(at[1] == x.size() - 1);
+    CHECK(e.label == x[at[0] + 1]);
+  }
+  // 400 uniform draws from 49 lengths: every length appears (the chance that
+  // one is missing is below 49 (48/49)^400 ~ 1e-2 for an unlucky seed; the
+  // data are deterministic, so this checks the range, not luck).
+  CHECK(*lengths.begin() == 16);
+  CHECK(*lengths.rbegin() == 64);
+  CHECK(lengths.size() > 40);
+  for (std::int64_t i = 0; i < 20; ++i) CHECK(val.get(i).length == 64);
+  CHECK(test.get(0).length == 128);
+  o.min_len = 2;
+  CHECK_THROWS_WITH(data::InductionHeadsDataset(o, 4, 0),
+                    Catch::Contains("[induction_heads]") && Catch::Contains("min_len"));
+  o.min_len = 65;
+  CHECK_THROWS_WITH(data::InductionHeadsDataset(o, 4, 0), Catch::Contains("min_len"));
+}
+
 TEST_CASE("associative recall: the label is the value paired with the query key", "[cpu][data]") {
   const data::AssociativeRecallOptions o;  // 8 pairs, 16 keys, 16 values
   data::AssociativeRecallDataset ds(o, 100, 0), again(o, 100, 0), val(o, 100, 1);
