@@ -21,6 +21,12 @@ void reset_peak_stats() {}
 void empty_cache() {}
 void memcpy(void*, Device, const void*, Device, std::size_t) { no_cuda("cuda_memcpy"); }
 void synchronize() {}
+void strided_copy(void*, DType, const Shape&, const Shape&, const void*, DType, const Shape&, int) {
+  no_cuda("cuda_copy");
+}
+void strided_fill(void*, DType, const Shape&, const Shape&, const void*, int) {
+  no_cuda("cuda_fill");
+}
 
 }  // namespace ssm::cuda
 #endif

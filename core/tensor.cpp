@@ -7,6 +7,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "core/cuda/runtime.h"
 #include "core/dispatch.h"
 #include "core/strided.h"
 
@@ -369,9 +370,23 @@ void Tensor::copy_(const Tensor& src) const {
     copy_cpu(*this, storage()->data(), src, src.storage()->data(), offset(), src.offset());
     return;
   }
-  // A device is involved and the layouts differ: stage through host memory.
-  // (CUDA strided-copy kernels arrive with the CUDA backend; this path is
-  // correct for any layout, only slower.)
+  // One CUDA device: the strided-copy kernel (converting the dtype).
+  if (device().is_cuda() && src.device() == device()) {
+    cuda::strided_copy(raw_data(), dtype(), shape(), strides(), src.raw_data(), src.dtype(),
+                       src.strides(), device().index);
+    return;
+  }
+  // Host to device: one contiguous host buffer, one transfer, then the kernel.
+  if (device().is_cuda() && src.device().is_cpu()) {
+    copy_(src.contiguous().to(device()));
+    return;
+  }
+  // Device to host: the kernel makes the view contiguous, then one transfer.
+  if (device().is_cpu() && src.device().is_cuda()) {
+    copy_(src.contiguous().to(Device::cpu()));
+    return;
+  }
+  // Between two GPUs: stage through host memory.
   HostSpan s;
   const void* src_base;
   std::int64_t src_off;
@@ -411,8 +426,11 @@ void Tensor::fill_(double value) const {
     });
     return;
   }
-  Tensor host = Tensor::full(shape(), value, dtype(), Device::cpu());
-  copy_(host);
+  dispatch_all(dtype(), "fill_", [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T v = convert_element<T>(value);
+    cuda::strided_fill(raw_data(), dtype(), shape(), strides(), &v, device().index);
+  });
 }
 
 Tensor Tensor::contiguous() const {

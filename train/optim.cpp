@@ -10,6 +10,7 @@
 #include "autograd/tape.h"
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/optim.h"
 
 // The update rules must round exactly as PyTorch's kernels do: every fused
 // multiply-add below is explicit (fused()), and the compiler must not fuse
@@ -254,6 +255,18 @@ class StatefulOptimizer : public Optimizer {
   std::map<std::string, ParamState> states_;  // by parameter name
 };
 
+// The optimizers with a CUDA kernel (Adam and AdamW) in a CUDA build; any
+// other combination throws naming the optimizer.
+bool cuda_compiled_optimizer(const char* op) {
+#if defined(SSM_WITH_CUDA)
+  SSM_CHECK(std::string(op) != "sgd", op,
+            "has no CUDA kernel yet; use optimizer.name adam or adamw on the GPU");
+  return true;
+#else
+  fail(op, "CUDA parameters need a CUDA build of ssmkit");
+#endif
+}
+
 StatefulOptimizer::StatefulOptimizer(const char* op, std::vector<ParamGroup> groups,
                                      std::vector<std::string> tensor_keys)
     : Optimizer(std::move(groups)), op_(op), tensor_keys_(std::move(tensor_keys)) {
@@ -293,7 +306,15 @@ ParamState& StatefulOptimizer::state_of(const NamedParameter& p) {
 Tensor StatefulOptimizer::checked_grad(const NamedParameter& p) const {
   const Tensor grad = p.tensor.grad();
   if (!grad.defined()) return grad;
-  kernels::require_cpu(op_, {&p.tensor, &grad});
+  if (p.tensor.device().is_cuda()) {
+    SSM_CHECK(cuda_compiled_optimizer(op_) && grad.device() == p.tensor.device() &&
+                  p.tensor.dtype() == DType::Float32 && p.tensor.is_contiguous(),
+              op_, "on the GPU, parameter '", p.name,
+              "' must be a contiguous float32 tensor with its gradient on the same device; got ",
+              p.tensor.desc(), " and gradient ", grad.desc());
+  } else {
+    kernels::require_cpu(op_, {&p.tensor, &grad});
+  }
   SSM_CHECK(grad.shape() == p.tensor.shape() && grad.dtype() == p.tensor.dtype(), op_,
             "the gradient of '", p.name, "' is ", grad.desc(), ", the parameter ", p.tensor.desc());
   return grad;
@@ -434,6 +455,12 @@ class Adam final : public StatefulOptimizer {
 
   void step() override {
     NoGradGuard no_grad;
+#if defined(SSM_WITH_CUDA)
+    // CUDA parameters are collected and updated by one launch at the end.
+    std::vector<kernels::cuda::AdamTensor> on_gpu;
+    std::vector<Tensor> keep;  // contiguous gradients the launch reads
+    int gpu_device = -1;
+#endif
     for (const ParamGroup& group : groups_) {
       for (const NamedParameter& p : group.params) {
         const Tensor grad = checked_grad(p);
@@ -446,6 +473,26 @@ class Adam final : public StatefulOptimizer {
         const double bias_correction2 = 1.0 - std::pow(beta2_, step);
         const double step_size = group.lr / bias_correction1;
         const double bias_correction2_sqrt = std::sqrt(bias_correction2);
+#if defined(SSM_WITH_CUDA)
+        if (p.tensor.device().is_cuda()) {
+          SSM_CHECK(gpu_device < 0 || gpu_device == p.tensor.device().index, op_,
+                    "parameters on more than one GPU: '", p.name, "' is ", p.tensor.desc());
+          gpu_device = p.tensor.device().index;
+          keep.push_back(grad.contiguous());
+          kernels::cuda::AdamTensor t{};
+          t.param = p.tensor.data<float>();
+          t.grad = keep.back().data<float>();
+          t.exp_avg = s.tensors[0].data<float>();
+          t.exp_avg_sq = s.tensors[1].data<float>();
+          t.n = p.tensor.numel();
+          t.l2 = decoupled_ ? 0.0f : static_cast<float>(group.weight_decay);
+          t.decay = decoupled_ ? static_cast<float>(1.0 - group.lr * group.weight_decay) : 1.0f;
+          t.neg_step_size = static_cast<float>(-step_size);
+          t.bc2_sqrt = static_cast<float>(bias_correction2_sqrt);
+          on_gpu.push_back(t);
+          continue;
+        }
+#endif
         with_contiguous(p.tensor, grad, [&](const Tensor& param, const Tensor& g) {
           dispatch_float(param.dtype(), op_, [&](auto tag) {
             using T = typename decltype(tag)::type;
@@ -469,6 +516,14 @@ class Adam final : public StatefulOptimizer {
         });
       }
     }
+#if defined(SSM_WITH_CUDA)
+    if (!on_gpu.empty()) {
+      kernels::cuda::use_device(gpu_device);
+      kernels::cuda::adam_multi_tensor(on_gpu, static_cast<float>(beta1_),
+                                       static_cast<float>(1.0 - beta1_), static_cast<float>(beta2_),
+                                       static_cast<float>(1.0 - beta2_), static_cast<float>(eps_));
+    }
+#endif
   }
 
  private:
@@ -501,6 +556,27 @@ double sum_squares(const Tensor& t) {
   double total = 0.0;
   for (double s : partial) total += s;
   return total;
+}
+
+// The GPU versions of sum_squares and of the in-place scaling (float32).
+double sum_squares_cuda(const Tensor& t) {
+#if defined(SSM_WITH_CUDA)
+  const Tensor c = t.contiguous();
+  kernels::cuda::use_device(c.device().index);
+  return kernels::cuda::sum_squares(c.data<float>(), c.numel());
+#else
+  fail("clip_grad_norm", "CUDA gradients need a CUDA build, got ", t.desc());
+#endif
+}
+
+void scale_cuda(const Tensor& contiguous, double coef) {
+#if defined(SSM_WITH_CUDA)
+  kernels::cuda::use_device(contiguous.device().index);
+  kernels::cuda::scale(contiguous.data<float>(), contiguous.numel(), static_cast<float>(coef));
+#else
+  (void)coef;
+  fail("clip_grad_norm", "CUDA gradients need a CUDA build, got ", contiguous.desc());
+#endif
 }
 
 }  // namespace
@@ -575,11 +651,13 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
     if (!p.defined()) continue;
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    kernels::require_cpu("clip_grad_norm", {&g});
+    if (!g.device().is_cuda()) kernels::require_cpu("clip_grad_norm", {&g});
+    SSM_CHECK(g.device().is_cpu() || g.dtype() == DType::Float32, "clip_grad_norm",
+              "CUDA gradients must be float32, got ", g.desc());
     grads.push_back(g);
   }
   double sum = 0.0;
-  for (const Tensor& g : grads) sum += sum_squares(g);
+  for (const Tensor& g : grads) sum += g.device().is_cuda() ? sum_squares_cuda(g) : sum_squares(g);
   const double norm = std::sqrt(sum);
   // PyTorch multiplies by min(1, max_norm / (norm + 1e-6)); a factor of 1
   // leaves the gradients as they are. A non-finite norm scales nothing.
@@ -588,6 +666,11 @@ double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard no_grad;
   for (const Tensor& g : grads) {
     const Tensor work = g.contiguous();
+    if (work.device().is_cuda()) {
+      scale_cuda(work, coef);
+      if (work.impl() != g.impl()) g.copy_(work);
+      continue;
+    }
     dispatch_float(work.dtype(), "clip_grad_norm", [&](auto tag) {
       using T = typename decltype(tag)::type;
       T* x = work.data<T>();

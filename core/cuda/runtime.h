@@ -6,6 +6,8 @@
 #include <cstdint>
 
 #include "core/device.h"
+#include "core/dtype.h"
+#include "core/shape.h"
 
 namespace ssm::cuda {
 
@@ -33,5 +35,14 @@ void empty_cache();  // returns all cached blocks with cudaFree
 // Synchronous copy between any two of host and device memory.
 void memcpy(void* dst, Device dst_device, const void* src, Device src_device, std::size_t nbytes);
 void synchronize();
+
+// On one device: dst view (shape, dst_strides, in elements from dst) = src
+// view (shape, src_strides), converting the dtype as convert_element does.
+// Pointers point at element 0 of each view. Runs on the default stream.
+void strided_copy(void* dst, DType dst_dtype, const Shape& shape, const Shape& dst_strides,
+                  const void* src, DType src_dtype, const Shape& src_strides, int device);
+// Every element of the view = *value (one element of dtype, in host memory).
+void strided_fill(void* dst, DType dtype, const Shape& shape, const Shape& strides,
+                  const void* value, int device);
 
 }  // namespace ssm::cuda

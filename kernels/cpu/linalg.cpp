@@ -14,9 +14,12 @@
 
 #include <algorithm>
 #include <climits>
+#include <initializer_list>
+#include <type_traits>
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/linalg.h"
 #include "kernels/elementwise.h"
 #include "kernels/reduce.h"
 
@@ -75,6 +78,24 @@ void gemm(const BlasMat& la, const BlasMat& lb, int m, int n, int k, const doubl
           const double* b, double beta, double* c) {
   cblas_dgemm(CblasRowMajor, la.trans, lb.trans, m, n, k, 1.0, a, static_cast<int>(la.ld), b,
               static_cast<int>(lb.ld), beta, c, n);
+}
+
+// CPU tensors of any float dtype, or (in a CUDA build) CUDA float32 tensors:
+// the products below run on either device, through BLAS or cuBLAS.
+void require_blas_device(const char* op, std::initializer_list<const Tensor*> tensors) {
+#if defined(SSM_WITH_CUDA)
+  bool cuda = false;
+  for (const Tensor* t : tensors) cuda = cuda || (t && t->defined() && t->device().is_cuda());
+  if (cuda) {
+    for (const Tensor* t : tensors) {
+      if (!t || !t->defined()) continue;
+      SSM_CHECK(t->device().is_cuda() && t->dtype() == DType::Float32, op,
+                "on the GPU every operand is a float32 CUDA tensor, got ", t->desc());
+    }
+    return;
+  }
+#endif
+  require_cpu(op, tensors);
 }
 
 // ---------------------------------------------------------------- operands
@@ -192,6 +213,17 @@ void gemm_batched(const Tensor& out, const Tensor& a, const Tensor& b, const Sha
   const T* ap = pa.t.data<T>();
   const T* bp = pb.t.data<T>();
   T* cp = out.data<T>();
+#if defined(SSM_WITH_CUDA)
+  if constexpr (std::is_same_v<T, float>) {
+    if (out.device().is_cuda()) {
+      cuda::gemm_batched(pa.layout.trans == CblasTrans, pa.layout.ld, pb.layout.trans == CblasTrans,
+                         pb.layout.ld, static_cast<int>(m), static_cast<int>(n),
+                         static_cast<int>(k), ap, pa.offsets, bp, pb.offsets, beta, cp,
+                         mode == BatchMode::Sum);
+      return;
+    }
+  }
+#endif
   const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
   if (mode == BatchMode::Sum) {
     // Sequential: every GEMM adds onto the same output (OpenBLAS threads each).
@@ -308,7 +340,7 @@ void check_matmul(const Tensor& a, const Tensor& b) {
   SSM_CHECK(a.defined() && b.defined(), "matmul", "tensor is undefined");
   check_same_device("matmul", a, b);
   check_same_dtype("matmul", a, b);
-  require_cpu("matmul", {&a, &b});
+  require_blas_device("matmul", {&a, &b});
   SSM_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul", "both operands need at least 1 dim, got a ",
             a.desc(), ", b ", b.desc());
   const std::int64_t ka = a.size(-1), kb = b.dim() == 1 ? b.size(0) : b.size(-2);
@@ -336,7 +368,7 @@ void check_linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
   SSM_CHECK(x.defined() && w.defined(), "linear", "tensor is undefined");
   check_same_device("linear", x, w);
   check_same_dtype("linear", x, w);
-  require_cpu("linear", {&x, &w, &bias});
+  require_blas_device("linear", {&x, &w, &bias});
   SSM_CHECK(w.dim() == 2, "linear", "weight must be 2-D (out_features, in_features), got weight ",
             w.desc());
   SSM_CHECK(x.dim() >= 1 && x.size(-1) == w.size(1), "linear", "x ", x.desc(),
@@ -368,7 +400,7 @@ Tensor matmul_forward(const Tensor& a, const Tensor& b) {
 
 // ga[..., i, k] = sum_j grad[..., i, j] b[..., k, j], summed over a's broadcast dims
 Tensor matmul_backward_a(const Tensor& grad, const Tensor& b, const Shape& a_shape) {
-  require_cpu("matmul", {&grad, &b});
+  require_blas_device("matmul", {&grad, &b});
   const MatmulDims d = matmul_dims(a_shape, b.shape());
   const Tensor g = grad.reshape(d.out_mat);          // (batch..., M, N)
   const Tensor bt = promote_b(b).transpose(-1, -2);  // (..., N, K), a view
@@ -380,7 +412,7 @@ Tensor matmul_backward_a(const Tensor& grad, const Tensor& b, const Shape& a_sha
 
 // gb[..., k, j] = sum_i a[..., i, k] grad[..., i, j], summed over b's broadcast dims
 Tensor matmul_backward_b(const Tensor& grad, const Tensor& a, const Shape& b_shape) {
-  require_cpu("matmul", {&grad, &a});
+  require_blas_device("matmul", {&grad, &a});
   const MatmulDims d = matmul_dims(a.shape(), b_shape);
   const Tensor g = grad.reshape(d.out_mat);          // (batch..., M, N)
   const Tensor at = promote_a(a).transpose(-1, -2);  // (..., K, M), a view
@@ -410,11 +442,20 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
       const Tensor bc = bias.contiguous();
       const T* bp = bc.data<T>();  // (out)
       T* yp = yr.data<T>();        // (rows, out)
+      beta = T(1);
+#if defined(SSM_WITH_CUDA)
+      if constexpr (std::is_same_v<T, float>) {
+        if (y.device().is_cuda()) {
+          cuda::fill_rows(yp, bp, rows, out_features);
+          gemm_batched<T>(yr, xr, weight.transpose(0, 1), {}, BatchMode::Each, beta);
+          return;
+        }
+      }
+#endif
 #pragma omp parallel for schedule(static) if (rows * out_features > 65536)
       for (std::int64_t r = 0; r < rows; ++r) {
         std::copy(bp, bp + out_features, yp + r * out_features);
       }
-      beta = T(1);
     }
     gemm_batched<T>(yr, xr, weight.transpose(0, 1), {}, BatchMode::Each, beta);
   });
@@ -423,7 +464,7 @@ Tensor linear_forward(const Tensor& x, const Tensor& weight, const Tensor& bias)
 
 // gx[r, i] = sum_o gy[r, o] W[o, i]
 Tensor linear_backward_input(const Tensor& grad, const Tensor& weight, const Shape& x_shape) {
-  require_cpu("linear", {&grad, &weight});
+  require_blas_device("linear", {&grad, &weight});
   Tensor gx = Tensor::empty(x_shape, grad.dtype(), grad.device());
   const Tensor gr = as_rows(grad);  // (rows, out)
   dispatch_float(grad.dtype(), "linear", [&](auto tag) {
@@ -435,7 +476,7 @@ Tensor linear_backward_input(const Tensor& grad, const Tensor& weight, const Sha
 
 // gW[o, i] = sum_r gy[r, o] x[r, i]
 Tensor linear_backward_weight(const Tensor& grad, const Tensor& x) {
-  require_cpu("linear", {&grad, &x});
+  require_blas_device("linear", {&grad, &x});
   const Tensor gr = as_rows(grad);  // (rows, out)
   const Tensor xr = as_rows(x);     // (rows, in)
   Tensor gw = Tensor::empty({gr.size(1), xr.size(1)}, grad.dtype(), grad.device());
@@ -448,7 +489,7 @@ Tensor linear_backward_weight(const Tensor& grad, const Tensor& x) {
 
 // gb[o] = sum_r gy[r, o]
 Tensor linear_backward_bias(const Tensor& grad) {
-  require_cpu("linear", {&grad});
+  require_blas_device("linear", {&grad});
   const Tensor gr = as_rows(grad);  // (rows, out)
   if (gr.size(0) == 0) return Tensor::zeros({gr.size(1)}, grad.dtype(), grad.device());
   return sum_forward(gr, {0}, false);

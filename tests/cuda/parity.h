@@ -7,7 +7,7 @@
 // output and every input gradient:
 //   max |cuda - cpu| <= tol * max(1, max |cpu|).
 // The CPU kernels are the oracle. Each family's table lives in
-// tests/cuda/parity_<family>.cpp; a case list runs with one TEST_CASE so that
+// tests/cuda/parity_<family>.cpp (ops are the ssm:: functions of autograd/ops/); a case list runs with one TEST_CASE so that
 // the log names the failing case. Skipped with a message when no GPU is
 // visible.
 #include <functional>
@@ -73,8 +73,8 @@ inline ParityRun run_on(const ParityCase& c, const std::vector<Tensor>& host_inp
   Tensor loss;
   for (std::size_t k = 0; k < ys.size(); ++k) {
     if (ys[k].dtype() != DType::Float32 || !ys[k].requires_grad()) continue;
-    const Tensor term = ops::sum(ops::mul(ys[k], upstream[k].to(device)));
-    loss = loss.defined() ? ops::add(loss, term) : term;
+    const Tensor term = sum(mul(ys[k], upstream[k].to(device)));
+    loss = loss.defined() ? add(loss, term) : term;
   }
   if (loss.defined()) backward(loss);
   for (std::size_t i = 0; i < xs.size(); ++i) {
