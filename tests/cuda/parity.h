@@ -7,8 +7,8 @@
 // output and every input gradient:
 //   max |cuda - cpu| <= tol * max(1, max |cpu|).
 // The CPU kernels are the oracle. Each family's table lives in
-// tests/cuda/parity_<family>.cpp (ops are the ssm:: functions of autograd/ops/); a case list runs with one TEST_CASE so that
-// the log names the failing case. Skipped with a message when no GPU is
+// tests/cuda/parity_<family>.cpp (ops are the ssm:: functions of autograd/ops/); a case list runs
+// with one TEST_CASE so that the log names the failing case. Skipped with a message when no GPU is
 // visible.
 #include <functional>
 #include <string>
@@ -62,7 +62,8 @@ inline ParityRun run_on(const ParityCase& c, const std::vector<Tensor>& host_inp
                         const std::vector<Tensor>& upstream, Device device) {
   std::vector<Tensor> xs;
   for (std::size_t i = 0; i < host_inputs.size(); ++i) {
-    Tensor t = host_inputs[i].to(device);
+    // A fresh leaf per run (to() of a CPU tensor to the CPU returns itself).
+    Tensor t = device.is_cpu() ? host_inputs[i].clone() : host_inputs[i].to(device);
     if (!c.inputs[i].index && c.inputs[i].grad && c.backward) t.set_requires_grad(true);
     xs.push_back(t);
   }
@@ -96,9 +97,11 @@ inline double parity_error(const Tensor& cuda, const Tensor& cpu) {
   return err / scale;
 }
 
-// Runs one case on both devices and checks it; returns the number of
-// comparisons made.
-inline int check_parity(const ParityCase& c, std::uint64_t seed = 1234) {
+// Runs one case on the CPU and on `device` and checks it; returns the number
+// of comparisons made. (A CPU-only test runs the harness itself with
+// device = CPU.)
+inline int check_parity(const ParityCase& c, std::uint64_t seed = 1234,
+                        Device device = Device::cuda()) {
   INFO("parity case: " << c.name);
   const std::vector<Tensor> host = make_parity_inputs(c, seed);
   // The upstream gradients: shapes from a CPU forward without recording.
@@ -112,7 +115,7 @@ inline int check_parity(const ParityCase& c, std::uint64_t seed = 1234) {
     }
   }
   const ParityRun cpu = run_on(c, host, upstream, Device::cpu());
-  const ParityRun gpu = run_on(c, host, upstream, Device::cuda());
+  const ParityRun gpu = run_on(c, host, upstream, device);
   int checks = 0;
   REQUIRE(cpu.outputs.size() == gpu.outputs.size());
   for (std::size_t k = 0; k < cpu.outputs.size(); ++k) {
