@@ -12,6 +12,7 @@
 #include "core/strided.h"
 #include "kernels/common.h"
 #include "kernels/cpu/simd_math.h"
+#include "kernels/cuda/elementwise.h"
 #include "kernels/reduce.h"
 
 namespace ssm::kernels {
@@ -83,7 +84,6 @@ void check_binary(const char* op, const Tensor& a, const Tensor& b) {
   SSM_CHECK(a.defined() && b.defined(), op, "tensor is undefined");
   check_same_device(op, a, b);
   check_same_dtype(op, a, b);
-  require_cpu(op, {&a, &b});
 }
 
 const char* binary_name(BinaryOp op) {
@@ -128,6 +128,8 @@ SSM_SIMD_INLINE T gelu_grad(T x) {
 Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_name(op);
   check_binary(name, a, b);
+  SSM_CUDA_DISPATCH(a, cuda::binary_forward(op, a, b));
+  require_cpu(name, {&a, &b});
   const Shape shape = broadcast_shapes(a.shape(), b.shape(), name);
   Tensor out = Tensor::empty(shape, a.dtype(), a.device());
   const Tensor ea = a.expand(shape), eb = b.expand(shape);
@@ -151,6 +153,7 @@ Tensor binary_forward(BinaryOp op, const Tensor& a, const Tensor& b) {
 std::pair<Tensor, Tensor> binary_backward(BinaryOp op, const Tensor& grad, const Tensor& a,
                                           const Tensor& b, const Tensor& out, bool need_a,
                                           bool need_b) {
+  SSM_CUDA_DISPATCH(grad, cuda::binary_backward(op, grad, a, b, out, need_a, need_b));
   const char* name = binary_name(op);
   Tensor ga, gb;
   auto full_a = [&](const Tensor& g) { return sum_to(g, a.shape()); };
@@ -225,6 +228,7 @@ const char* unary_name(UnaryOp op) {
 Tensor unary_forward(UnaryOp op, const Tensor& x, UnaryParams p) {
   const char* name = unary_name(op);
   SSM_CHECK(x.defined(), name, "tensor is undefined");
+  SSM_CUDA_DISPATCH(x, cuda::unary_forward(op, x, p));
   require_cpu(name, {&x});
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   dispatch_float(x.dtype(), name, [&](auto tag) {
@@ -276,6 +280,7 @@ Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Ten
   const char* name = unary_name(op);
   SSM_CHECK(grad.shape() == x.shape(), name, "gradient ", grad.desc(), " does not match input ",
             x.desc());
+  SSM_CUDA_DISPATCH(grad, cuda::unary_backward(op, grad, x, y, p));
   require_cpu(name, {&grad, &x, &y});
   // Which tensor the derivative reads: y where it is cheaper, else x.
   const bool uses_y =
@@ -329,6 +334,8 @@ Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Ten
 Tensor where_forward(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_binary("where", a, b);
   check_same_device("where", cond, a);
+  SSM_CUDA_DISPATCH(a, cuda::where_forward(cond, a, b));
+  require_cpu("where", {&a, &b});
   const Shape shape =
       broadcast_shapes(cond.shape(), broadcast_shapes(a.shape(), b.shape(), "where"), "where");
   // The condition as the value type: nonzero means "take a".
@@ -355,12 +362,16 @@ Tensor where_forward(const Tensor& cond, const Tensor& a, const Tensor& b) {
 }
 
 Tensor where_backward(const Tensor& cond, const Tensor& grad, bool branch_a, const Shape& shape) {
+  SSM_CUDA_DISPATCH(grad, cuda::where_backward(cond, grad, branch_a, shape));
   const Tensor zero = Tensor::zeros({}, grad.dtype(), grad.device());
   const Tensor g = branch_a ? where_forward(cond, grad, zero) : where_forward(cond, zero, grad);
   return sum_to(g, shape);
 }
 
 // ---------------------------------------------------------------- sum_to
+
+// No CUDA version: sum_forward dispatches, and the reshape of its fresh
+// contiguous result is a view.
 
 Tensor sum_to(const Tensor& t, const Shape& shape) {
   if (t.shape() == shape) return t;

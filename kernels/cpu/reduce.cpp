@@ -10,6 +10,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/reduce.h"
 #include "kernels/elementwise.h"
 
 namespace ssm::kernels {
@@ -109,6 +110,7 @@ Tensor from_rows(const Tensor& rows, const Shape& x_shape, const std::vector<std
 // ---------------------------------------------------------------- sum
 
 Tensor sum_forward(const Tensor& x, const std::vector<std::int64_t>& dims_in, bool keepdim) {
+  SSM_CUDA_DISPATCH(x, cuda::sum_forward(x, dims_in, keepdim));
   require_cpu("sum", {&x});
   const auto dims = normalize_dims(dims_in, x.dim(), "sum");
   const Shape out_shape = reduced_shape(x.shape(), dims, keepdim);
@@ -150,6 +152,7 @@ Tensor sum_forward(const Tensor& x, const std::vector<std::int64_t>& dims_in, bo
 
 Tensor sum_backward(const Tensor& grad, const Shape& x_shape,
                     const std::vector<std::int64_t>& dims_in, bool keepdim) {
+  SSM_CUDA_DISPATCH(grad, cuda::sum_backward(grad, x_shape, dims_in, keepdim));
   (void)keepdim;  // grad has the reduced shape either way; reshape restores the 1s
   const auto dims = normalize_dims(dims_in, static_cast<std::int64_t>(x_shape.size()), "sum");
   const Tensor g = grad.reshape(reduced_shape(x_shape, dims, true));
@@ -160,6 +163,7 @@ Tensor sum_backward(const Tensor& grad, const Shape& x_shape,
 
 std::pair<Tensor, Tensor> max_forward(const Tensor& x, const std::vector<std::int64_t>& dims_in,
                                       bool keepdim) {
+  SSM_CUDA_DISPATCH(x, cuda::max_forward(x, dims_in, keepdim));
   require_cpu("max", {&x});
   const auto dims = normalize_dims(dims_in, x.dim(), "max");
   SSM_CHECK(x.numel() > 0, "max", "cannot reduce an empty tensor ", x.desc());
@@ -189,6 +193,7 @@ std::pair<Tensor, Tensor> max_forward(const Tensor& x, const std::vector<std::in
 
 Tensor max_backward(const Tensor& grad, const Tensor& argmax, const Shape& x_shape,
                     const std::vector<std::int64_t>& dims_in, bool keepdim) {
+  SSM_CUDA_DISPATCH(grad, cuda::max_backward(grad, argmax, x_shape, dims_in, keepdim));
   (void)keepdim;
   const auto dims = normalize_dims(dims_in, static_cast<std::int64_t>(x_shape.size()), "max");
   std::int64_t inner = 1;
@@ -210,6 +215,7 @@ Tensor max_backward(const Tensor& grad, const Tensor& argmax, const Shape& x_sha
 // ---------------------------------------------------------------- logsumexp
 
 Tensor logsumexp_forward(const Tensor& x, const std::vector<std::int64_t>& dims_in, bool keepdim) {
+  SSM_CUDA_DISPATCH(x, cuda::logsumexp_forward(x, dims_in, keepdim));
   require_cpu("logsumexp", {&x});
   const auto dims = normalize_dims(dims_in, x.dim(), "logsumexp");
   const Shape out_shape = reduced_shape(x.shape(), dims, keepdim);
@@ -238,6 +244,7 @@ Tensor logsumexp_forward(const Tensor& x, const std::vector<std::int64_t>& dims_
 
 Tensor logsumexp_backward(const Tensor& grad, const Tensor& x, const Tensor& out,
                           const std::vector<std::int64_t>& dims_in, bool keepdim) {
+  SSM_CUDA_DISPATCH(grad, cuda::logsumexp_backward(grad, x, out, dims_in, keepdim));
   (void)keepdim;
   const auto dims = normalize_dims(dims_in, x.dim(), "logsumexp");
   const Shape keep = reduced_shape(x.shape(), dims, true);
