@@ -6,6 +6,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/dropout.h"
 
 namespace ssm::kernels {
 
@@ -17,6 +18,7 @@ constexpr std::int64_t kParallelMin = 32768;
 
 // keep ~ Bernoulli(1 - p), mask = keep / (1 - p), y = x * mask.
 std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, Generator& gen) {
+  SSM_CUDA_DISPATCH(x_in, cuda::dropout_forward(x_in, p, gen));
   require_cpu("dropout", {&x_in});
   SSM_CHECK(p >= 0.0 && p <= 1.0, "dropout", "probability p = ", p, " outside [0, 1]");
   const Tensor x = x_in.contiguous();
@@ -44,6 +46,7 @@ std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, Generato
 
 // gx = grad * mask.
 Tensor dropout_backward(const Tensor& grad, const Tensor& mask) {
+  SSM_CUDA_DISPATCH(grad, cuda::dropout_backward(grad, mask));
   require_cpu("dropout_backward", {&grad, &mask});
   const Tensor g = grad.contiguous(), m = mask.contiguous();
   Tensor gx = Tensor::empty(g.shape(), g.dtype());

@@ -24,6 +24,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/loss.h"
 #include "kernels/softmax.h"
 
 namespace ssm::kernels {
@@ -180,6 +181,7 @@ SSM_SIMD_CLONES void cross_entropy_slab(const T* x, const I* t, std::int64_t cla
 
 CrossEntropyResult cross_entropy_forward(const Tensor& logits_in, const Tensor& target_in,
                                          const ClassLossParams& params) {
+  SSM_CUDA_DISPATCH(logits_in, cuda::cross_entropy_forward(logits_in, target_in, params));
   require_cpu("cross_entropy", {&logits_in, &target_in});
   const Tensor logits = logits_in.contiguous(), target = target_in.contiguous();
   const ClassLayout l = scores_layout(logits.shape());
@@ -280,6 +282,8 @@ SSM_SIMD_CLONES void cross_entropy_backward_slab(const T* x, const I* t, const T
 Tensor cross_entropy_backward(const Tensor& grad_in, const Tensor& logits_in,
                               const Tensor& target_in, const CrossEntropyResult& saved,
                               const ClassLossParams& params) {
+  SSM_CUDA_DISPATCH(logits_in,
+                    cuda::cross_entropy_backward(grad_in, logits_in, target_in, saved, params));
   require_cpu("cross_entropy", {&grad_in, &logits_in, &target_in});
   const Tensor logits = logits_in.contiguous(), target = target_in.contiguous();
   const Tensor grad = grad_in.contiguous();
@@ -333,6 +337,7 @@ Tensor cross_entropy_backward(const Tensor& grad_in, const Tensor& logits_in,
 std::pair<Tensor, std::int64_t> nll_loss_forward(const Tensor& log_probs_in,
                                                  const Tensor& target_in,
                                                  const ClassLossParams& params) {
+  SSM_CUDA_DISPATCH(log_probs_in, cuda::nll_loss_forward(log_probs_in, target_in, params));
   require_cpu("nll_loss", {&log_probs_in, &target_in});
   const Tensor lp = log_probs_in.contiguous(), target = target_in.contiguous();
   const ClassLayout l = scores_layout(lp.shape());
@@ -361,6 +366,8 @@ std::pair<Tensor, std::int64_t> nll_loss_forward(const Tensor& log_probs_in,
 Tensor nll_loss_backward(const Tensor& grad_in, const Shape& log_probs_shape,
                          const Tensor& target_in, std::int64_t count,
                          const ClassLossParams& params) {
+  SSM_CUDA_DISPATCH(grad_in,
+                    cuda::nll_loss_backward(grad_in, log_probs_shape, target_in, count, params));
   require_cpu("nll_loss", {&grad_in, &target_in});
   const Tensor grad = grad_in.contiguous(), target = target_in.contiguous();
   const ClassLayout l = scores_layout(log_probs_shape);
@@ -385,6 +392,7 @@ Tensor nll_loss_backward(const Tensor& grad_in, const Shape& log_probs_shape,
 
 // (x - t)^2 per element; sum and mean accumulate in double.
 Tensor mse_loss_forward(const Tensor& input_in, const Tensor& target_in, Reduction reduction) {
+  SSM_CUDA_DISPATCH(input_in, cuda::mse_loss_forward(input_in, target_in, reduction));
   require_cpu("mse_loss", {&input_in, &target_in});
   const Tensor x = input_in.contiguous(), t = target_in.contiguous();
   const std::int64_t n = x.numel();
@@ -425,6 +433,8 @@ Tensor mse_loss_forward(const Tensor& input_in, const Tensor& target_in, Reducti
 std::pair<Tensor, Tensor> mse_loss_backward(const Tensor& grad_in, const Tensor& input_in,
                                             const Tensor& target_in, Reduction reduction,
                                             bool need_input, bool need_target) {
+  SSM_CUDA_DISPATCH(input_in, cuda::mse_loss_backward(grad_in, input_in, target_in, reduction,
+                                                      need_input, need_target));
   require_cpu("mse_loss", {&grad_in, &input_in, &target_in});
   const Tensor grad = grad_in.contiguous();
   const Tensor x = input_in.contiguous(), t = target_in.contiguous();

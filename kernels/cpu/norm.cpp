@@ -17,6 +17,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/norm.h"
 
 namespace ssm::kernels {
 
@@ -108,6 +109,7 @@ const T* data_or_null(const Tensor& t) {
 //   xhat_j = (x_j - mean) rstd,  y_j = xhat_j w_j + b_j
 NormForward layer_norm_forward(const Tensor& x_in, std::int64_t normalized_dims,
                                const Tensor& weight, const Tensor& bias, double eps) {
+  SSM_CUDA_DISPATCH(x_in, cuda::layer_norm_forward(x_in, normalized_dims, weight, bias, eps));
   require_cpu("layer_norm", {&x_in, &weight, &bias});
   const Tensor x = x_in.contiguous();
   const RowsShape rs = rows_shape(x.shape(), x.dim() - normalized_dims);
@@ -159,6 +161,8 @@ NormForward layer_norm_forward(const Tensor& x_in, std::int64_t normalized_dims,
 NormGrads layer_norm_backward(const Tensor& grad, const Tensor& x_in, const Tensor& mean_in,
                               const Tensor& rstd_in, const Tensor& weight, bool need_x,
                               bool need_weight, bool need_bias) {
+  SSM_CUDA_DISPATCH(x_in, cuda::layer_norm_backward(grad, x_in, mean_in, rstd_in, weight, need_x,
+                                                    need_weight, need_bias));
   require_cpu("layer_norm_backward", {&grad, &x_in, &mean_in, &rstd_in, &weight});
   SSM_CHECK(!need_weight || weight.defined(), "layer_norm_backward",
             "a weight gradient was asked for without a weight");
@@ -254,6 +258,7 @@ NormGrads layer_norm_backward(const Tensor& grad, const Tensor& x_in, const Tens
 //   rstd = 1 / sqrt(sum_j x_j^2 / N + eps),  y_j = x_j rstd w_j
 NormForward rms_norm_forward(const Tensor& x_in, std::int64_t normalized_dims, const Tensor& weight,
                              double eps) {
+  SSM_CUDA_DISPATCH(x_in, cuda::rms_norm_forward(x_in, normalized_dims, weight, eps));
   require_cpu("rms_norm", {&x_in, &weight});
   const Tensor x = x_in.contiguous();
   const RowsShape rs = rows_shape(x.shape(), x.dim() - normalized_dims);
@@ -291,6 +296,8 @@ NormForward rms_norm_forward(const Tensor& x_in, std::int64_t normalized_dims, c
 //   gx_j = rstd (gy_j - x_j rstd^2 mean_k(gy_k x_k)),  gw_j = sum_rows g_j x_j rstd
 NormGrads rms_norm_backward(const Tensor& grad, const Tensor& x_in, const Tensor& rstd_in,
                             const Tensor& weight, bool need_x, bool need_weight) {
+  SSM_CUDA_DISPATCH(x_in,
+                    cuda::rms_norm_backward(grad, x_in, rstd_in, weight, need_x, need_weight));
   require_cpu("rms_norm_backward", {&grad, &x_in, &rstd_in, &weight});
   SSM_CHECK(!need_weight || weight.defined(), "rms_norm_backward",
             "a weight gradient was asked for without a weight");
@@ -410,6 +417,8 @@ void channel_affine(const ChannelsShape& cs, const T* x, const T* shift_in, cons
 NormForward batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
                                const Tensor& running_var, const Tensor& weight, const Tensor& bias,
                                bool training, double momentum, double eps) {
+  SSM_CUDA_DISPATCH(x_in, cuda::batch_norm_forward(x_in, running_mean, running_var, weight, bias,
+                                                   training, momentum, eps));
   require_cpu("batch_norm", {&x_in, &running_mean, &running_var, &weight, &bias});
   const Tensor x = x_in.contiguous();
   const ChannelsShape cs = channels_shape(x.shape());
@@ -499,6 +508,8 @@ NormForward batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
 NormGrads batch_norm_backward(const Tensor& grad, const Tensor& x_in, const Tensor& mean_in,
                               const Tensor& rstd_in, const Tensor& weight, bool training,
                               bool need_x, bool need_weight, bool need_bias) {
+  SSM_CUDA_DISPATCH(x_in, cuda::batch_norm_backward(grad, x_in, mean_in, rstd_in, weight, training,
+                                                    need_x, need_weight, need_bias));
   require_cpu("batch_norm_backward", {&grad, &x_in, &mean_in, &rstd_in, &weight});
   const Tensor x = x_in.contiguous(), g = grad.contiguous();
   const Tensor mean = mean_in.contiguous(), rstd = rstd_in.contiguous();

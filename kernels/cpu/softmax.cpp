@@ -18,6 +18,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/softmax.h"
 
 namespace ssm::kernels {
 
@@ -229,18 +230,22 @@ Tensor softmax_backward_impl(const char* op, const Tensor& grad, const Tensor& y
 }  // namespace
 
 Tensor softmax_forward(const Tensor& x, std::int64_t dim) {
+  SSM_CUDA_DISPATCH(x, cuda::softmax_forward(x, dim));
   return softmax_forward_impl<false>("softmax", x, dim);
 }
 
 Tensor softmax_backward(const Tensor& grad, const Tensor& y, std::int64_t dim) {
+  SSM_CUDA_DISPATCH(y, cuda::softmax_backward(grad, y, dim));
   return softmax_backward_impl<false>("softmax", grad, y, dim);
 }
 
 Tensor log_softmax_forward(const Tensor& x, std::int64_t dim) {
+  SSM_CUDA_DISPATCH(x, cuda::log_softmax_forward(x, dim));
   return softmax_forward_impl<true>("log_softmax", x, dim);
 }
 
 Tensor log_softmax_backward(const Tensor& grad, const Tensor& y, std::int64_t dim) {
+  SSM_CUDA_DISPATCH(y, cuda::log_softmax_backward(grad, y, dim));
   return softmax_backward_impl<true>("log_softmax", grad, y, dim);
 }
 
