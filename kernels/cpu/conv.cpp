@@ -20,6 +20,7 @@
 #include "core/dispatch.h"
 #include "kernels/common.h"
 #include "kernels/cpu/simd_math.h"
+#include "kernels/cuda/conv.h"
 
 namespace ssm::kernels {
 
@@ -260,6 +261,7 @@ Tensor causal_conv1d_forward(const Tensor& x, const Tensor& weight, const Tensor
   const char* op = "causal_conv1d";
   SSM_CHECK(x.defined(), op, "x is undefined");
   SSM_CHECK(x.dim() == 3, op, "x must be (B, D, L), got ", x.desc());
+  SSM_CUDA_DISPATCH(x, cuda::causal_conv1d_forward(x, weight, bias, silu));
   const std::int64_t B = x.size(0), D = x.size(1), L = x.size(2);
   const Tensor w = depthwise_weight(op, x, D, weight, bias);  // (D, K)
   require_cpu(op, {&x, &weight, &bias});
@@ -297,6 +299,8 @@ CausalConv1dGrads causal_conv1d_backward(const Tensor& grad, const Tensor& x, co
   const char* op = "causal_conv1d";
   SSM_CHECK(grad.shape() == x.shape(), op, "gradient ", grad.desc(), " does not match x ",
             x.desc());
+  SSM_CUDA_DISPATCH(
+      x, cuda::causal_conv1d_backward(grad, x, weight, bias, silu, need_x, need_weight, need_bias));
   const std::int64_t B = x.size(0), D = x.size(1), L = x.size(2);
   const Tensor w = depthwise_weight(op, x, D, weight, bias);  // (D, K)
   require_cpu(op, {&grad, &x, &weight, &bias});
@@ -381,6 +385,7 @@ Tensor causal_conv1d_update(const Tensor& x_t, Tensor& conv_state, const Tensor&
   const char* op = "causal_conv1d_update";
   SSM_CHECK(x_t.defined() && conv_state.defined(), op, "tensor is undefined");
   SSM_CHECK(x_t.dim() == 2, op, "x_t must be (B, D), got ", x_t.desc());
+  SSM_CUDA_DISPATCH(x_t, cuda::causal_conv1d_update(x_t, conv_state, weight, bias, silu));
   const std::int64_t B = x_t.size(0), D = x_t.size(1);
   const Tensor w = depthwise_weight(op, x_t, D, weight, bias);  // (D, K)
   const std::int64_t K = w.size(1);
@@ -431,6 +436,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& weight, const Tensor& bias,
     SSM_CHECK(bias.dim() == 1 && bias.size(0) == O, op, "bias must be ", shape_str({O}),
               " to match weight ", weight.desc(), ", got ", bias.desc());
   }
+  SSM_CUDA_DISPATCH(x, cuda::conv2d_forward(x, weight, bias, stride, padding));
   require_cpu(op, {&x, &weight, &bias});
   const Tensor xc = x.contiguous();       // (N, C, H, W)
   const Tensor wc = weight.contiguous();  // (O, C kh kw)
@@ -474,6 +480,8 @@ Conv2dGrads conv2d_backward(const Tensor& grad, const Tensor& x, const Tensor& w
   const std::int64_t N = x.size(0), O = weight.size(0);
   SSM_CHECK(grad.shape() == Shape({N, O, g.Ho, g.Wo}), op, "gradient ", grad.desc(),
             " does not match the output (", N, ", ", O, ", ", g.Ho, ", ", g.Wo, ")");
+  SSM_CUDA_DISPATCH(
+      x, cuda::conv2d_backward(grad, x, weight, stride, padding, need_x, need_weight, need_bias));
   require_cpu(op, {&grad, &x, &weight});
   const Tensor gc = grad.contiguous();  // (N, O, Ho, Wo)
   Conv2dGrads out;
@@ -561,6 +569,7 @@ Conv2dGrads conv2d_backward(const Tensor& grad, const Tensor& x, const Tensor& w
 Tensor glu_forward(const Tensor& x, std::int64_t dim_in) {
   const char* op = "glu";
   SSM_CHECK(x.defined(), op, "x is undefined");
+  SSM_CUDA_DISPATCH(x, cuda::glu_forward(x, dim_in));
   require_cpu(op, {&x});
   SSM_CHECK(x.dim() >= 1, op, "x must have at least one dim, got ", x.desc());
   const std::int64_t dim = wrap_dim(dim_in, x.dim(), op);
@@ -586,6 +595,7 @@ Tensor glu_forward(const Tensor& x, std::int64_t dim_in) {
 // gx[o, 0, i] = g sigmoid(b);  gx[o, 1, i] = g a sigmoid(b) (1 - sigmoid(b)).
 Tensor glu_backward(const Tensor& grad, const Tensor& x, std::int64_t dim_in) {
   const char* op = "glu";
+  SSM_CUDA_DISPATCH(x, cuda::glu_backward(grad, x, dim_in));
   require_cpu(op, {&grad, &x});
   const std::int64_t dim = wrap_dim(dim_in, x.dim(), op);
   const GluLayout l = glu_layout(x, dim);

@@ -15,6 +15,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/dwconv.h"
 
 namespace ssm::kernels {
 
@@ -124,6 +125,8 @@ void dw_planes(const T* x, const T* w, const T* bias, const DwGeometry& g, T* y)
 Tensor dw_forward(const char* op, bool two_d, const Tensor& x, const Tensor& weight,
                   const Tensor& bias) {
   const DwGeometry g = dw_geometry(op, two_d, x, weight, bias);
+  SSM_CUDA_DISPATCH(
+      x, two_d ? cuda::dwconv2d_forward(x, weight, bias) : cuda::dwconv1d_forward(x, weight, bias));
   require_cpu(op, {&x, &weight, &bias});
   const Tensor xc = x.contiguous();                             // (B, C, [H,] W)
   const Tensor wc = weight.contiguous();                        // (C, kh kw)
@@ -151,6 +154,9 @@ DwConvGrads dw_backward(const char* op, bool two_d, const Tensor& grad, const Te
             x.desc());
   check_same_device(op, x, grad);
   check_same_dtype(op, x, grad);
+  SSM_CUDA_DISPATCH(
+      x, two_d ? cuda::dwconv2d_backward(grad, x, weight, need_x, need_weight, need_bias)
+               : cuda::dwconv1d_backward(grad, x, weight, need_x, need_weight, need_bias));
   require_cpu(op, {&grad, &x, &weight});
   const Tensor gc = grad.contiguous();  // (B, C, [H,] W)
   DwConvGrads out;

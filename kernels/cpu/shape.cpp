@@ -18,6 +18,7 @@
 
 #include "core/dispatch.h"
 #include "kernels/common.h"
+#include "kernels/cuda/shape.h"
 
 namespace ssm::kernels {
 
@@ -126,6 +127,7 @@ void scatter_rows(const T* g, T* gx, const RowGroups& groups, std::int64_t outer
 // out[o, off_k + j, i] = xs[k][o, j, i], off_k = sum_{m < k} xs[m].size(dim).
 Tensor cat_forward(const std::vector<Tensor>& xs, std::int64_t dim) {
   SSM_CHECK(!xs.empty(), "cat", "expected at least one tensor");
+  SSM_CUDA_DISPATCH(xs[0], cuda::cat_forward(xs, dim));
   for (const Tensor& x : xs) require_cpu("cat", {&x});
   dim = wrap_dim(dim, xs[0].dim(), "cat");
   Shape out_shape = xs[0].shape();
@@ -160,6 +162,7 @@ Tensor cat_forward(const std::vector<Tensor>& xs, std::int64_t dim) {
 // out[..., p] = x[..., p - left] where 0 <= p - left < x.size, else value,
 // for every padded dim (PyTorch F.pad, mode "constant").
 Tensor pad_forward(const Tensor& x, const std::vector<std::int64_t>& pads, double value) {
+  SSM_CUDA_DISPATCH(x, cuda::pad_forward(x, pads, value));
   require_cpu("pad", {&x});
   const std::int64_t nd = x.dim();
   SSM_CHECK(pads.size() % 2 == 0 && static_cast<std::int64_t>(pads.size()) <= 2 * nd, "pad",
@@ -195,6 +198,7 @@ Tensor pad_forward(const Tensor& x, const std::vector<std::int64_t>& pads, doubl
 }
 
 // grad_x[..., q] = grad[..., q + left]: padding grad by -pads undoes the pad.
+// (No CUDA dispatch needed: pad_forward dispatches.)
 Tensor pad_backward(const Tensor& grad, const std::vector<std::int64_t>& pads) {
   std::vector<std::int64_t> neg(pads.size());
   for (std::size_t k = 0; k < pads.size(); ++k) neg[k] = -pads[k];
@@ -205,6 +209,7 @@ Tensor pad_backward(const Tensor& grad, const std::vector<std::int64_t>& pads) {
 
 // out[o, j, i] = x[o, index[j], i] (torch.index_select).
 Tensor index_select_forward(const Tensor& x, std::int64_t dim, const Tensor& index) {
+  SSM_CUDA_DISPATCH(x, cuda::index_select_forward(x, dim, index));
   require_cpu("index_select", {&x, &index});
   dim = wrap_dim(dim, x.dim(), "index_select");
   const auto idx = read_indices(index, "index_select");
@@ -231,6 +236,7 @@ Tensor index_select_forward(const Tensor& x, std::int64_t dim, const Tensor& ind
 // gx[o, index[j], i] += grad[o, j, i], summed in order of j for each (o, row).
 Tensor index_select_backward(const Tensor& grad, const Shape& x_shape, std::int64_t dim,
                              const Tensor& index) {
+  SSM_CUDA_DISPATCH(grad, cuda::index_select_backward(grad, x_shape, dim, index));
   require_cpu("index_select", {&grad, &index});
   dim = wrap_dim(dim, static_cast<std::int64_t>(x_shape.size()), "index_select");
   const auto idx = read_indices(index, "index_select");
@@ -274,6 +280,7 @@ GatherGeometry gather_geometry(const Shape& x_shape, std::int64_t dim, const Sha
 
 // out[o, j, i] = x[o, index[o, j, i], i] (torch.gather), over index's extents.
 Tensor gather_forward(const Tensor& x, std::int64_t dim, const Tensor& index) {
+  SSM_CUDA_DISPATCH(x, cuda::gather_forward(x, dim, index));
   require_cpu("gather", {&x, &index});
   dim = wrap_dim(dim, x.dim(), "gather");
   const auto idx = read_indices(index, "gather");
@@ -304,6 +311,7 @@ Tensor gather_forward(const Tensor& x, std::int64_t dim, const Tensor& index) {
 // gx[o, index[o, j, i], i] += grad[o, j, i], j in order; a task owns (o, inner block).
 Tensor gather_backward(const Tensor& grad, const Shape& x_shape, std::int64_t dim,
                        const Tensor& index) {
+  SSM_CUDA_DISPATCH(grad, cuda::gather_backward(grad, x_shape, dim, index));
   require_cpu("gather", {&grad, &index});
   dim = wrap_dim(dim, static_cast<std::int64_t>(x_shape.size()), "gather");
   const auto idx = read_indices(index, "gather");
@@ -351,6 +359,7 @@ std::string table_where(const Tensor& weight_or_null, std::int64_t rows) {
 
 // out[n, :] = weight[indices[n], :] (torch.nn.functional.embedding).
 Tensor embedding_forward(const Tensor& indices, const Tensor& weight) {
+  SSM_CUDA_DISPATCH(weight, cuda::embedding_forward(indices, weight));
   require_cpu("embedding", {&indices, &weight});
   const auto idx = read_indices(indices, "embedding");
   const std::int64_t rows = weight.shape()[0], d = weight.shape()[1];
@@ -375,6 +384,7 @@ Tensor embedding_forward(const Tensor& indices, const Tensor& weight) {
 // summed by one thread in order of n.
 Tensor embedding_backward(const Tensor& grad, const Tensor& indices, std::int64_t num_embeddings,
                           std::int64_t padding_idx) {
+  SSM_CUDA_DISPATCH(grad, cuda::embedding_backward(grad, indices, num_embeddings, padding_idx));
   require_cpu("embedding", {&grad, &indices});
   const auto idx = read_indices(indices, "embedding");
   check_range("embedding", idx, num_embeddings, table_where(Tensor(), num_embeddings));
