@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Runs bench_ops (ssmkit) and ops_torch.py (PyTorch) side by side with the
-same thread count and writes bench/results/ops_cpu.json: per op the median
-forward+backward time of each and the ratio ssmkit / PyTorch (< 1: ssmkit
-faster), with the machine they ran on.
+same thread count and writes bench/results/ops_<device>[_<preset>].json: per
+op the median forward+backward time of each, the ratio ssmkit / PyTorch (< 1:
+ssmkit faster), and for the mamba130m preset the achieved bandwidth of each
+(least bytes moved / time), with the machine (and GPU) they ran on.
 
 Usage: bench/run_ops.py [--build build] [--threads N] [--runs N] [--repeats K]
+                        [--device cpu|cuda] [--preset core|mamba130m] [--rows R]
 Each side runs K times (alternating); the figure kept per op is the median of
 the K medians. Needs Debian's python3-torch (scripts/install_deps.sh --bench).
 """
@@ -76,8 +78,15 @@ def main():
     p.add_argument("--threads", type=int, default=os.cpu_count())
     p.add_argument("--runs", type=int, default=20)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "ops_cpu.json"))
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--preset", default="core", choices=["core", "mamba130m"])
+    p.add_argument("--rows", type=int, default=16 * 2048)
+    p.add_argument("--out", default=None)
     args = p.parse_args()
+    if args.out is None:
+        name = f"ops_{args.device}" + ("" if args.preset == "core" else f"_{args.preset}")
+        args.out = os.path.join(ROOT, "bench", "results", name + ".json")
+    extra = ["--device", args.device, "--preset", args.preset, "--rows", str(args.rows)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
                OPENBLAS_NUM_THREADS=str(args.threads))
     exe = os.path.join(args.build, "bin", "bench_ops")
@@ -86,26 +95,36 @@ def main():
     import torch  # noqa: F401  (fail early with a clear message if missing)
     ours, theirs = {}, {}
     for _ in range(args.repeats):
-        for op, r in run_lines([exe, "--runs", str(args.runs)], env).items():
+        for op, r in run_lines([exe, "--runs", str(args.runs)] + extra, env).items():
             ours.setdefault(op, dict(r, all=[]))["all"].append(r["median_ms"])
         torch_cmd = [sys.executable, os.path.join(ROOT, "bench", "ops_torch.py"),
-                     "--runs", str(args.runs), "--threads", str(args.threads)]
+                     "--runs", str(args.runs), "--threads", str(args.threads)] + extra
         for op, r in run_lines(torch_cmd, env).items():
             theirs.setdefault(op, dict(r, all=[]))["all"].append(r["median_ms"])
     rows = []
     for op, r in ours.items():
         s = statistics.median(r["all"])
         t = statistics.median(theirs[op]["all"])
-        rows.append({"op": op, "shape": r["shape"], "ssmkit_ms": round(s, 3),
-                     "pytorch_ms": round(t, 3), "ratio": round(s / t, 3),
-                     "ssmkit_medians_ms": [round(v, 3) for v in r["all"]],
-                     "pytorch_medians_ms": [round(v, 3) for v in theirs[op]["all"]]})
+        row = {"op": op, "shape": r["shape"], "ssmkit_ms": round(s, 3),
+               "pytorch_ms": round(t, 3), "ratio": round(s / t, 3)}
+        if r.get("bytes"):
+            row["bytes"] = int(r["bytes"])
+            row["ssmkit_gb_per_s"] = round(r["bytes"] / s / 1e6, 1)
+            row["pytorch_gb_per_s"] = round(r["bytes"] / t / 1e6, 1)
+        row["ssmkit_medians_ms"] = [round(v, 3) for v in r["all"]]
+        row["pytorch_medians_ms"] = [round(v, 3) for v in theirs[op]["all"]]
+        rows.append(row)
         print(f"{op:24s} {r['shape']:24s} ssmkit {s:9.3f} ms  pytorch {t:9.3f} ms  "
               f"ratio {s / t:5.2f}")
     import torch as _t
-    result = {"benchmark": "forward+backward, CPU, float32", "threads": args.threads,
+    m = machine()
+    if args.device == "cuda":
+        m["gpu"] = _t.cuda.get_device_name(0)
+        m["cuda"] = _t.version.cuda
+    result = {"benchmark": f"forward+backward, {args.device}, float32, preset {args.preset}",
+              "threads": args.threads,
               "runs_per_repeat": args.runs, "repeats": args.repeats,
-              "pytorch_version": _t.__version__, "machine": machine(),
+              "pytorch_version": _t.__version__, "machine": m,
               "date": datetime.date.today().isoformat(), "results": rows}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:

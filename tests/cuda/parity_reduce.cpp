@@ -7,14 +7,6 @@
 // without the split over j.
 #include "tests/testing.h"
 
-// tests/cuda/parity.h calls ops::sum / ops::mul / ops::add; the differentiable
-// ops live in namespace ssm, so name them for it here.
-namespace ssm::ops {
-using ssm::add;
-using ssm::mul;
-using ssm::sum;
-}  // namespace ssm::ops
-
 #include "tests/cuda/parity.h"
 
 using namespace ssm;

@@ -6,14 +6,6 @@
 // deterministic scatter-add backwards). Skipped when no GPU is visible.
 #include "tests/testing.h"
 
-// tests/cuda/parity.h calls ops::sum / ops::mul / ops::add; the differentiable
-// ops live in namespace ssm.
-namespace ssm::testing::ops {
-using ::ssm::add;
-using ::ssm::mul;
-using ::ssm::sum;
-}  // namespace ssm::testing::ops
-
 #include "tests/cuda/parity.h"
 
 using namespace ssm;
