@@ -31,8 +31,9 @@ Device resolve_device(const std::string& name) {
     if (cuda_available()) {
       static bool said = false;
       if (!said) {
-        std::cerr << "ssmkit: a GPU is visible, but the training ops have no CUDA kernels yet; "
-                     "device auto uses the CPU\n";
+        std::cerr << "ssmkit: a GPU is visible, but only the core ops have CUDA kernels so far "
+                     "(the SSM layers' arrive later); device auto uses the CPU, --device cuda "
+                     "runs the models built from core ops (mlp_mixer) on the GPU\n";
         said = true;
       }
     }
