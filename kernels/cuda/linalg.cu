@@ -32,6 +32,16 @@ __global__ void fill_rows_kernel(float* y, const float* bias, std::int64_t rows,
   }
 }
 
+// The callers pass raw pointers, so no tensor names the device: make the one
+// that holds p current, so that cublas_handle() and the launches run there
+// (allocating the output does not set it when the caching allocator reuses
+// a block).
+void use_device_of(const void* p) {
+  cudaPointerAttributes attr{};
+  SSM_CUDA_CHECK(cudaPointerGetAttributes(&attr, p));
+  SSM_CUDA_CHECK(cudaSetDevice(attr.device));
+}
+
 }  // namespace
 
 void gemm_batched(bool a_trans, std::int64_t lda, bool b_trans, std::int64_t ldb, int m, int n,
@@ -39,6 +49,7 @@ void gemm_batched(bool a_trans, std::int64_t lda, bool b_trans, std::int64_t ldb
                   const std::vector<std::int64_t>& b_offsets, float beta, float* c, bool sum) {
   const std::size_t nb = a_offsets.size();
   if (nb == 0 || m == 0 || n == 0) return;
+  use_device_of(c);
   cublasHandle_t h = cublas_handle();
   const cublasOperation_t op_a = a_trans ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = b_trans ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -61,6 +72,7 @@ void gemm_batched(bool a_trans, std::int64_t lda, bool b_trans, std::int64_t ldb
 
 void fill_rows(float* y, const float* bias, std::int64_t rows, std::int64_t cols) {
   if (rows * cols == 0) return;
+  use_device_of(y);
   fill_rows_kernel<<<blocks_for(rows * cols), kThreads>>>(y, bias, rows, cols);
   SSM_CUDA_CHECK_LAUNCH();
 }
