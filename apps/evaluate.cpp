@@ -1,6 +1,11 @@
 // evaluate: loss and accuracy of a checkpoint on a split of the config's data.
 //   evaluate --config configs/smoke.yaml --checkpoint runs/smoke/best.h5
 //            [--split val|test] [--json] [--device cpu|cuda|auto]
+//            [--dump FILE.h5 [--dump-count N]]
+// --dump writes the first N evaluated examples (default 256) to an HDF5 file:
+// x (N, L, D) float32 or (N, L) int64 tokens, zero-padded to the longest
+// (`lengths` (N) says how much of each is real), labels (N) int64, logits
+// (N, C) float32, with the checkpoint, split and config as attributes.
 // Bad input prints one line and exits with status 2.
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -10,10 +15,61 @@
 #include <vector>
 
 #include "apps/omp_defaults.h"
+#include "autograd/ops/shape.h"
+#include "autograd/tape.h"
 #include "data/registry.h"
 #include "train/checkpoint.h"
 #include "train/config.h"
 #include "train/trainer.h"
+
+namespace {
+
+// The first n examples of ds in loader order, their logits from `model`.
+ssm::StateDict dump_examples(ssm::Model& model, const ssm::data::Dataset& ds,
+                             std::int64_t batch_size, ssm::Device device, std::int64_t n) {
+  using namespace ssm;
+  NoGradGuard no_grad;
+  model.eval();
+  data::LoaderOptions lo;
+  lo.batch_size = batch_size;
+  lo.shuffle = false;
+  lo.pad = data::Pad::Longest;
+  data::DataLoader loader(std::shared_ptr<const data::Dataset>(&ds, [](auto*) {}), lo);
+  std::vector<data::Batch> batches;
+  std::vector<Tensor> logits;
+  std::int64_t got = 0, longest = 0;
+  data::Batch b;
+  while (got < n && loader.next(b)) {
+    const std::int64_t take = std::min(b.size(), n - got);
+    data::Batch part;
+    part.x = b.x.narrow(0, 0, take);
+    part.y = b.y.narrow(0, 0, take);
+    part.lengths = b.lengths.narrow(0, 0, take);
+    const Tensor out = model.forward(b.x.to(device), b.lengths.to(device));  // (B, C)
+    logits.push_back(out.narrow(0, 0, take).to(Device::cpu()));
+    longest = std::max(longest, part.x.size(1));
+    batches.push_back(part);
+    got += take;
+  }
+  SSM_CHECK(got > 0, "evaluate", "the split has no examples to dump");
+  Shape xs = batches.front().x.shape();
+  xs[0] = got;
+  xs[1] = longest;
+  Tensor x = Tensor::zeros(xs, batches.front().x.dtype());  // (N, L[, D])
+  std::int64_t at = 0;
+  for (const auto& p : batches) {
+    x.narrow(0, at, p.x.size(0)).narrow(1, 0, p.x.size(1)).copy_(p.x);
+    at += p.x.size(0);
+  }
+  std::vector<Tensor> ys, ls;
+  for (const auto& p : batches) {
+    ys.push_back(p.y);
+    ls.push_back(p.lengths);
+  }
+  return {{"x", x}, {"lengths", cat(ls, 0)}, {"labels", cat(ys, 0)}, {"logits", cat(logits, 0)}};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   ssm::use_passive_omp_threads(argv);
@@ -22,6 +78,8 @@ int main(int argc, char** argv) {
   std::string config_path, checkpoint, split = "test", device;
   std::vector<std::string> overrides;
   bool as_json = false;
+  std::string dump;
+  std::int64_t dump_count = 256;
   app.add_option("--config", config_path, "YAML config file the checkpoint was trained with")
       ->required();
   app.add_option("--checkpoint", checkpoint, "HDF5 checkpoint (e.g. runs/<name>/best.h5)")
@@ -31,6 +89,11 @@ int main(int argc, char** argv) {
   app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_flag("--json", as_json, "print one JSON object");
+  app.add_option("--dump", dump,
+                 "write the first --dump-count examples (x, lengths, labels, logits) to this HDF5 "
+                 "file");
+  app.add_option("--dump-count", dump_count, "examples to dump (default 256)")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 40));
   app.add_option("--device", device, "cpu, cuda or auto (overrides train.device)")
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   try {
@@ -52,6 +115,14 @@ int main(int argc, char** argv) {
     model->to(dev);
     model->load_state_dict(ck.model);
     const ssm::EvalResult r = ssm::evaluate_model(*model, *ds, config.train.batch_size, dev);
+    if (!dump.empty()) {
+      const ssm::StateDict d = dump_examples(*model, *ds, config.train.batch_size, dev, dump_count);
+      ssm::write_hdf5_tensors(dump, d,
+                              {{"checkpoint", checkpoint},
+                               {"split", split},
+                               {"step", std::to_string(ck.step)},
+                               {"config", ssm::to_yaml(config)}});
+    }
     if (as_json) {
       const nlohmann::json j = {{"checkpoint", checkpoint}, {"step", ck.step},
                                 {"split", split},           {"loss", r.loss},

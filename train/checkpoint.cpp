@@ -679,6 +679,47 @@ void write_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   sync_path(c, parent.empty() ? std::string(".") : parent.string(), true);
 }
 
+void write_hdf5_tensors(const std::string& path, const StateDict& tensors,
+                        const std::vector<std::pair<std::string, std::string>>& attributes) {
+  const QuietHdf5 quiet;
+  const Ctx c{path};
+  const std::string tmp = path + ".tmp";
+  std::error_code ec;
+  auto write = [&] {
+    H5Handle fapl = file_access(c);
+    H5Handle lcpl = make_plist(c, H5P_LINK_CREATE);
+    if (H5Pset_create_intermediate_group(lcpl.get(), 1) < 0 ||
+        H5Pset_char_encoding(lcpl.get(), H5T_CSET_UTF8) < 0) {
+      c.fail("cannot set up link creation", h5_reason());
+    }
+    H5Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+    if (!file.valid()) c.fail("cannot create ", tmp, h5_reason());
+    for (const auto& [name, value] : attributes) {
+      write_string_attribute(c, file.get(), "/", name.c_str(), value);
+    }
+    std::set<std::string> seen;
+    for (const auto& [key, t] : tensors) {
+      if (key.empty() || !seen.insert(key).second) c.fail("empty or repeated key '", key, "'");
+      write_tensor(c, file.get(), lcpl.get(), key, "/" + key, t);
+    }
+    if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) c.fail("cannot flush ", tmp, h5_reason());
+    if (!file.close()) c.fail("cannot close ", tmp, h5_reason());
+  };
+  try {
+    fs::remove(tmp, ec);
+    write();
+    sync_path(c, tmp, false);
+    fs::rename(tmp, path, ec);
+    if (ec) c.fail("cannot rename ", tmp, " onto ", path, ": ", ec.message());
+  } catch (const Error&) {
+    fs::remove(tmp, ec);
+    throw;
+  } catch (const std::exception& e) {
+    fs::remove(tmp, ec);
+    c.fail(e.what());
+  }
+}
+
 Checkpoint read_checkpoint(const std::string& path) {
   const QuietHdf5 quiet;
   return read_file(Ctx{path}, true);
@@ -700,8 +741,8 @@ StateDict read_hdf5_group(const std::string& path, const std::string& group) {
   if (H5Gget_info(g.get(), &info) < 0) c.fail("cannot list group ", group, h5_reason());
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t n = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0,
-                                         H5P_DEFAULT);
+    const ssize_t n =
+        H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     if (n < 0) c.fail("cannot read a link name in ", group, h5_reason());
     std::string name(static_cast<std::size_t>(n), '\0');
     H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(),

@@ -53,6 +53,13 @@ Checkpoint read_checkpoint(const std::string& path);
 // "[checkpoint] <path>: ..." for a missing file or group or another dtype.
 StateDict read_hdf5_group(const std::string& path, const std::string& group);
 
+// Writes the tensors as datasets at the root of a new HDF5 file (dumps,
+// exported weights), with a string attribute per entry of `attributes`.
+// Written to `path`.tmp and renamed, like checkpoints; keys must be unique
+// and non-empty, and may contain '/' (intermediate groups are created).
+void write_hdf5_tensors(const std::string& path, const StateDict& tensors,
+                        const std::vector<std::pair<std::string, std::string>>& attributes = {});
+
 // True when `path` is a complete checkpoint of this format: every group,
 // dataset and attribute that read_checkpoint needs is present with a usable
 // type (tensor data is not read). Never throws.
