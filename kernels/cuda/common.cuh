@@ -60,6 +60,15 @@ void require_cuda_float32(const char* op, std::initializer_list<const Tensor*> t
 // Makes the tensors' device current for the launches that follow.
 void set_device(const Tensor& t);
 
+// This thread's index in a 1-D grid, and the threads in the grid (the
+// stride of a grid-stride loop).
+__device__ inline std::int64_t thread_index() {
+  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ inline std::int64_t thread_count() {
+  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+}
+
 template <class T>
 __device__ inline T warp_sum(T v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -96,5 +105,46 @@ __device__ inline T block_max(T v, T* shared) {
   v = lane < nwarps ? shared[lane] : T(-INFINITY);
   return warp_max(v);
 }
+
+// The threads that share one row of a rows kernel: a warp (PerBlock false,
+// rows first + k * step over the grid's warps) or the whole block (one row
+// per block). Every thread of a group sees the same rows, so the reductions
+// (and the __syncthreads inside block_sum / block_max) are reached uniformly.
+template <bool PerBlock>
+struct RowGroup {
+  std::int64_t first = 0, step = 0;  // the group's first row and the stride between its rows
+  int lane = 0, width = 0;           // this thread's lane, the group's size
+
+  __device__ RowGroup() {
+    if constexpr (PerBlock) {
+      first = blockIdx.x;
+      step = gridDim.x;
+      lane = static_cast<int>(threadIdx.x);
+      width = static_cast<int>(blockDim.x);
+    } else {
+      const int warps = static_cast<int>(blockDim.x) / 32;
+      first = static_cast<std::int64_t>(blockIdx.x) * warps + threadIdx.x / 32;
+      step = static_cast<std::int64_t>(gridDim.x) * warps;
+      lane = static_cast<int>(threadIdx.x & 31);
+      width = 32;
+    }
+  }
+  template <class T>
+  __device__ T sum(T v, T* shared) const {
+    if constexpr (PerBlock) {
+      return block_sum(v, shared);
+    } else {
+      return warp_sum(v);
+    }
+  }
+  template <class T>
+  __device__ T max(T v, T* shared) const {
+    if constexpr (PerBlock) {
+      return block_max(v, shared);
+    } else {
+      return warp_max(v);
+    }
+  }
+};
 
 }  // namespace ssm::kernels::cuda

@@ -16,30 +16,6 @@ namespace ssm::kernels::cuda {
 
 namespace {
 
-__device__ inline std::int64_t thread_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t thread_count() {
-  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-}
-
-// dst[i] = src[ix(i)]: a contiguous copy of a strided view.
-__global__ void gather_kernel(const float* __restrict__ src, Indexer ix, float* __restrict__ dst,
-                              std::int64_t n) {
-  for (std::int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = src[ix(i)];
-}
-
-// t itself when contiguous, else a contiguous copy on its device.
-Tensor dense(const Tensor& t, const char* op) {
-  if (t.is_contiguous() || t.numel() == 0) return t;
-  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
-  const std::int64_t n = t.numel();
-  gather_kernel<<<blocks_for(n), kThreads>>>(t.data<float>(), make_indexer(t, op),
-                                             out.data<float>(), n);
-  SSM_CUDA_CHECK_LAUNCH();
-  return out;
-}
-
 // keep_i = rng_draw(d, i) (1 with probability 1 - p, else 0; d is the
 // Bernoulli draw of the CPU's bernoulli_), mask_i = keep_i * scale with
 // scale = float(1 / (1 - p)), y_i = x_i mask_i: the CPU's float operations.
@@ -65,7 +41,7 @@ std::pair<Tensor, Tensor> dropout_forward(const Tensor& x_in, double p, Generato
   const char* op = "dropout";
   require_cuda_float32(op, {&x_in});
   SSM_CHECK(p >= 0.0 && p <= 1.0, op, "probability p = ", p, " outside [0, 1]");
-  const Tensor x = dense(x_in, op);
+  const Tensor x = x_in.contiguous();
   if (p == 1.0) {  // everything dropped; nothing to draw
     return {Tensor::zeros(x.shape(), DType::Float32, x.device()),
             Tensor::zeros(x.shape(), DType::Float32, x.device())};
@@ -91,7 +67,7 @@ Tensor dropout_backward(const Tensor& grad, const Tensor& mask) {
   require_cuda_float32(op, {&grad, &mask});
   SSM_CHECK(grad.shape() == mask.shape(), op, "gradient ", grad.desc(), " does not match the mask ",
             mask.desc());
-  const Tensor g = dense(grad, op), m = dense(mask, op);
+  const Tensor g = grad.contiguous(), m = mask.contiguous();
   Tensor gx = Tensor::empty(g.shape(), DType::Float32, g.device());
   const std::int64_t n = g.numel();
   if (n == 0) return gx;

@@ -33,31 +33,6 @@ constexpr std::int64_t kWarpMaxClasses = 1024;  // rows up to this long: one war
 constexpr int kWarpsPerBlock = kThreads / 32;
 constexpr std::int64_t kMaxPartials = 512;  // blocks of the first pass of a scalar reduction
 
-__device__ inline std::int64_t thread_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t thread_count() {
-  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-}
-
-// dst[i] = src[ix(i)]: a contiguous copy of a strided view.
-template <class T>
-__global__ void gather_kernel(const T* __restrict__ src, Indexer ix, T* __restrict__ dst,
-                              std::int64_t n) {
-  for (std::int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = src[ix(i)];
-}
-
-// t itself when contiguous, else a contiguous copy on its device.
-template <class T>
-Tensor dense(const Tensor& t, const char* op) {
-  if (t.is_contiguous() || t.numel() == 0) return t;
-  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
-  const std::int64_t n = t.numel();
-  gather_kernel<T><<<blocks_for(n), kThreads>>>(t.data<T>(), make_indexer(t, op), out.data<T>(), n);
-  SSM_CUDA_CHECK_LAUNCH();
-  return out;
-}
-
 // (N, C, inner) of class scores: the class dim is 1, or 0 for a 1-D input.
 struct Layout {
   std::int64_t outer = 1, classes = 1, inner = 1;
@@ -79,7 +54,7 @@ Tensor device_target(const char* op, const Tensor& target, const Tensor& like) {
             target.defined() ? target.desc() : std::string("undefined"));
   return dispatch_index(target.dtype(), op, [&](auto tag) {
     using I = typename decltype(tag)::type;
-    return dense<I>(target, op);
+    return target.contiguous();
   });
 }
 
@@ -299,7 +274,7 @@ CrossEntropyResult cross_entropy_forward(const Tensor& logits_in, const Tensor& 
   const char* op = "cross_entropy";
   require_cuda_float32(op, {&logits_in});
   const Tensor target = device_target(op, target_in, logits_in);
-  const Tensor logits = dense<float>(logits_in, op);
+  const Tensor logits = logits_in.contiguous();
   const Layout l = scores_layout(logits.shape());
   const std::int64_t positions = l.outer * l.inner, ignore = params.ignore_index;
   CrossEntropyResult r;
@@ -373,8 +348,8 @@ Tensor cross_entropy_backward(const Tensor& grad_in, const Tensor& logits_in,
   const char* op = "cross_entropy";
   require_cuda_float32(op, {&grad_in, &logits_in, &saved.max, &saved.log_sum});
   const Tensor target = device_target(op, target_in, logits_in);
-  const Tensor logits = dense<float>(logits_in, op), grad = dense<float>(grad_in, op);
-  const Tensor max = dense<float>(saved.max, op), log_sum = dense<float>(saved.log_sum, op);
+  const Tensor logits = logits_in.contiguous(), grad = grad_in.contiguous();
+  const Tensor max = saved.max.contiguous(), log_sum = saved.log_sum.contiguous();
   const Layout l = scores_layout(logits.shape());
   Tensor gx = Tensor::empty(logits.shape(), DType::Float32, logits.device());
   const std::int64_t numel = logits.numel();
@@ -453,7 +428,7 @@ Tensor nll_loss_backward(const Tensor& grad_in, const Shape& log_probs_shape,
   const char* op = "nll_loss";
   require_cuda_float32(op, {&grad_in});
   const Tensor target = device_target(op, target_in, grad_in);
-  const Tensor grad = dense<float>(grad_in, op);
+  const Tensor grad = grad_in.contiguous();
   const Layout l = scores_layout(log_probs_shape);
   Tensor gx = Tensor::empty(log_probs_shape, DType::Float32, grad.device());
   const std::int64_t numel = gx.numel();
@@ -499,7 +474,7 @@ Tensor mse_loss_forward(const Tensor& input_in, const Tensor& target_in, Reducti
   require_cuda_float32(op, {&input_in, &target_in});
   SSM_CHECK(input_in.shape() == target_in.shape(), op, "input ", input_in.desc(), " and target ",
             target_in.desc(), " must have the same shape");
-  const Tensor x = dense<float>(input_in, op), t = dense<float>(target_in, op);
+  const Tensor x = input_in.contiguous(), t = target_in.contiguous();
   const std::int64_t n = x.numel();
   if (reduction == Reduction::None) {
     Tensor out = Tensor::empty(x.shape(), DType::Float32, x.device());
@@ -523,8 +498,8 @@ std::pair<Tensor, Tensor> mse_loss_backward(const Tensor& grad_in, const Tensor&
   require_cuda_float32(op, {&grad_in, &input_in, &target_in});
   SSM_CHECK(input_in.shape() == target_in.shape(), op, "input ", input_in.desc(), " and target ",
             target_in.desc(), " must have the same shape");
-  const Tensor x = dense<float>(input_in, op), t = dense<float>(target_in, op);
-  const Tensor grad = dense<float>(grad_in, op);
+  const Tensor x = input_in.contiguous(), t = target_in.contiguous();
+  const Tensor grad = grad_in.contiguous();
   const std::int64_t n = x.numel();
   Tensor gx = need_input ? Tensor::empty(x.shape(), DType::Float32, x.device()) : Tensor();
   Tensor gt = need_target ? Tensor::empty(x.shape(), DType::Float32, x.device()) : Tensor();

@@ -33,30 +33,6 @@ constexpr int kWarpsPerBlock = kThreads / 32;
 constexpr std::int64_t kMaxChunks = 256;                        // row chunks of pass 1
 constexpr std::int64_t kPartialBudget = std::int64_t{1} << 24;  // doubles of partial sums
 
-__device__ inline std::int64_t thread_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t thread_count() {
-  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-}
-
-// dst[i] = src[ix(i)]: a contiguous copy of a strided view.
-__global__ void gather_kernel(const float* __restrict__ src, Indexer ix, float* __restrict__ dst,
-                              std::int64_t n) {
-  for (std::int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = src[ix(i)];
-}
-
-// t itself when contiguous (or undefined), else a contiguous copy on its device.
-Tensor dense(const Tensor& t, const char* op) {
-  if (!t.defined() || t.is_contiguous() || t.numel() == 0) return t;
-  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
-  const std::int64_t n = t.numel();
-  gather_kernel<<<blocks_for(n), kThreads>>>(t.data<float>(), make_indexer(t, op),
-                                             out.data<float>(), n);
-  SSM_CUDA_CHECK_LAUNCH();
-  return out;
-}
-
 const float* data_or_null(const Tensor& t) {
   return t.defined() && t.numel() > 0 ? t.data<float>() : nullptr;
 }
@@ -87,37 +63,6 @@ std::int64_t row_chunks(std::int64_t rows, std::int64_t n) {
   c = std::min(c, kPartialBudget / std::max<std::int64_t>(n, 1));
   return std::max<std::int64_t>(c, 1);
 }
-
-// The threads that share one row: a warp (PerBlock false) or the block.
-// Every thread of a group sees the same rows, so the reductions (and the
-// __syncthreads inside block_sum) are reached uniformly.
-template <bool PerBlock>
-struct RowGroup {
-  std::int64_t first = 0, step = 0;
-  int lane = 0, width = 0;
-
-  __device__ RowGroup() {
-    if constexpr (PerBlock) {
-      first = blockIdx.x;
-      step = gridDim.x;
-      lane = static_cast<int>(threadIdx.x);
-      width = static_cast<int>(blockDim.x);
-    } else {
-      const int warps = static_cast<int>(blockDim.x) / 32;
-      first = static_cast<std::int64_t>(blockIdx.x) * warps + threadIdx.x / 32;
-      step = static_cast<std::int64_t>(gridDim.x) * warps;
-      lane = static_cast<int>(threadIdx.x & 31);
-      width = 32;
-    }
-  }
-  __device__ double sum(double v, double* shared) const {
-    if constexpr (PerBlock) {
-      return block_sum(v, shared);
-    } else {
-      return warp_sum(v);
-    }
-  }
-};
 
 // Grid of a rows kernel.
 unsigned row_blocks(std::int64_t rows, bool per_block) {
@@ -327,7 +272,7 @@ NormForward layer_norm_forward(const Tensor& x_in, std::int64_t normalized_dims,
                                const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "layer_norm";
   require_cuda_float32(op, {&x_in, &weight, &bias});
-  const Tensor x = dense(x_in, op), w = dense(weight, op), b = dense(bias, op);
+  const Tensor x = x_in.contiguous(), w = weight.contiguous(), b = bias.contiguous();
   const RowsShape rs = rows_shape(x.shape(), x.dim() - normalized_dims);
   const Device device = x.device();
   NormForward out{Tensor::empty(x.shape(), DType::Float32, device),
@@ -347,8 +292,8 @@ NormGrads layer_norm_backward(const Tensor& grad, const Tensor& x_in, const Tens
   require_cuda_float32(op, {&grad, &x_in, &mean_in, &rstd_in, &weight});
   SSM_CHECK(!need_weight || weight.defined(), op,
             "a weight gradient was asked for without a weight");
-  const Tensor x = dense(x_in, op), g = dense(grad, op);
-  const Tensor mean = dense(mean_in, op), rstd = dense(rstd_in, op), w = dense(weight, op);
+  const Tensor x = x_in.contiguous(), g = grad.contiguous();
+  const Tensor mean = mean_in.contiguous(), rstd = rstd_in.contiguous(), w = weight.contiguous();
   const RowsShape rs = rows_shape(x.shape(), mean.dim());
   const Device device = x.device();
   NormGrads out;
@@ -371,7 +316,7 @@ NormForward rms_norm_forward(const Tensor& x_in, std::int64_t normalized_dims, c
                              double eps) {
   const char* op = "rms_norm";
   require_cuda_float32(op, {&x_in, &weight});
-  const Tensor x = dense(x_in, op), w = dense(weight, op);
+  const Tensor x = x_in.contiguous(), w = weight.contiguous();
   const RowsShape rs = rows_shape(x.shape(), x.dim() - normalized_dims);
   const Device device = x.device();
   NormForward out{Tensor::empty(x.shape(), DType::Float32, device), Tensor(),
@@ -388,8 +333,8 @@ NormGrads rms_norm_backward(const Tensor& grad, const Tensor& x_in, const Tensor
   require_cuda_float32(op, {&grad, &x_in, &rstd_in, &weight});
   SSM_CHECK(!need_weight || weight.defined(), op,
             "a weight gradient was asked for without a weight");
-  const Tensor x = dense(x_in, op), g = dense(grad, op), rstd = dense(rstd_in, op);
-  const Tensor w = dense(weight, op);
+  const Tensor x = x_in.contiguous(), g = grad.contiguous(), rstd = rstd_in.contiguous();
+  const Tensor w = weight.contiguous();
   const RowsShape rs = rows_shape(x.shape(), rstd.dim());
   const Device device = x.device();
   NormGrads out;
@@ -544,7 +489,7 @@ NormForward batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
   const char* op = "batch_norm";
   require_cuda_float32(op, {&x_in, &running_mean, &running_var, &weight, &bias});
   SSM_CHECK(x_in.dim() >= 2, op, "expected x of shape (N, C) or (N, C, L...), got ", x_in.desc());
-  const Tensor x = dense(x_in, op), w = dense(weight, op), b = dense(bias, op);
+  const Tensor x = x_in.contiguous(), w = weight.contiguous(), b = bias.contiguous();
   const ChannelsShape cs = channels_shape(x.shape());
   const std::int64_t C = cs.c, count = cs.n * cs.l;
   const Device device = x.device();
@@ -555,7 +500,7 @@ NormForward batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
   SSM_CHECK(training || (running_mean.defined() && running_var.defined()), op,
             "eval mode needs running_mean and running_var");
   const bool update = training && running_mean.defined();
-  const Tensor rm = dense(running_mean, op), rv = dense(running_var, op);
+  const Tensor rm = running_mean.contiguous(), rv = running_var.contiguous();
   Tensor new_rm, new_rv;
   if (update) {
     new_rm = Tensor::empty({C}, DType::Float32, device);
@@ -588,8 +533,8 @@ NormGrads batch_norm_backward(const Tensor& grad, const Tensor& x_in, const Tens
   const char* op = "batch_norm_backward";
   require_cuda_float32(op, {&grad, &x_in, &mean_in, &rstd_in, &weight});
   SSM_CHECK(x_in.dim() >= 2, op, "expected x of shape (N, C) or (N, C, L...), got ", x_in.desc());
-  const Tensor x = dense(x_in, op), g = dense(grad, op);
-  const Tensor mean = dense(mean_in, op), rstd = dense(rstd_in, op), w = dense(weight, op);
+  const Tensor x = x_in.contiguous(), g = grad.contiguous();
+  const Tensor mean = mean_in.contiguous(), rstd = rstd_in.contiguous(), w = weight.contiguous();
   const ChannelsShape cs = channels_shape(x.shape());
   const std::int64_t C = cs.c, numel = x.numel();
   const Device device = x.device();

@@ -25,31 +25,6 @@ namespace {
 constexpr std::int64_t kWarpMaxClasses = 1024;
 constexpr int kWarpsPerBlock = kThreads / 32;
 
-__device__ inline std::int64_t thread_index() {
-  return static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-}
-__device__ inline std::int64_t thread_count() {
-  return static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-}
-
-// dst[i] = src[ix(i)]: a contiguous copy of a strided view.
-template <class T>
-__global__ void gather_kernel(const T* __restrict__ src, Indexer ix, T* __restrict__ dst,
-                              std::int64_t n) {
-  for (std::int64_t i = thread_index(); i < n; i += thread_count()) dst[i] = src[ix(i)];
-}
-
-// t itself when contiguous, else a contiguous copy on its device.
-template <class T>
-Tensor dense(const Tensor& t, const char* op) {
-  if (t.is_contiguous() || t.numel() == 0) return t;
-  Tensor out = Tensor::empty(t.shape(), t.dtype(), t.device());
-  const std::int64_t n = t.numel();
-  gather_kernel<T><<<blocks_for(n), kThreads>>>(t.data<T>(), make_indexer(t, op), out.data<T>(), n);
-  SSM_CUDA_CHECK_LAUNCH();
-  return out;
-}
-
 // (outer, C, inner) around dim; a 0-d tensor is one class.
 struct Layout {
   std::int64_t outer = 1, classes = 1, inner = 1;
@@ -64,44 +39,6 @@ Layout layout_of(const Shape& shape, std::int64_t dim) {
   }
   return l;
 }
-
-// The threads that share one row: a warp (PerBlock false) or the block.
-// Every thread of a group sees the same rows, so the reductions (and the
-// __syncthreads inside block_sum / block_max) are reached uniformly.
-template <bool PerBlock>
-struct RowGroup {
-  std::int64_t first = 0, step = 0;  // the group's first row and the stride between its rows
-  int lane = 0, width = 0;           // this thread's lane, the group's size
-
-  __device__ RowGroup() {
-    if constexpr (PerBlock) {
-      first = blockIdx.x;
-      step = gridDim.x;
-      lane = static_cast<int>(threadIdx.x);
-      width = static_cast<int>(blockDim.x);
-    } else {
-      const int warps = static_cast<int>(blockDim.x) / 32;
-      first = static_cast<std::int64_t>(blockIdx.x) * warps + threadIdx.x / 32;
-      step = static_cast<std::int64_t>(gridDim.x) * warps;
-      lane = static_cast<int>(threadIdx.x & 31);
-      width = 32;
-    }
-  }
-  __device__ float sum(float v, float* shared) const {
-    if constexpr (PerBlock) {
-      return block_sum(v, shared);
-    } else {
-      return warp_sum(v);
-    }
-  }
-  __device__ float max(float v, float* shared) const {
-    if constexpr (PerBlock) {
-      return block_max(v, shared);
-    } else {
-      return warp_max(v);
-    }
-  }
-};
 
 // ---------------------------------------------------------------- forward
 
@@ -159,7 +96,7 @@ template <bool Log>
 Tensor forward_impl(const char* op, const Tensor& x_in, std::int64_t dim_in) {
   require_cuda_float32(op, {&x_in});
   const std::int64_t dim = wrap_dim(dim_in, x_in.dim(), op);
-  const Tensor x = dense<float>(x_in, op);
+  const Tensor x = x_in.contiguous();
   Tensor y = Tensor::empty(x.shape(), DType::Float32, x.device());
   if (x.numel() == 0) return y;
   const Layout l = layout_of(x.shape(), dim);
@@ -228,7 +165,7 @@ Tensor backward_impl(const char* op, const Tensor& grad, const Tensor& y_in, std
   SSM_CHECK(grad.shape() == y_in.shape() && grad.dtype() == y_in.dtype(), op, "gradient ",
             grad.desc(), " does not match the output ", y_in.desc());
   const std::int64_t dim = wrap_dim(dim_in, y_in.dim(), op);
-  const Tensor g = dense<float>(grad, op), y = dense<float>(y_in, op);
+  const Tensor g = grad.contiguous(), y = y_in.contiguous();
   Tensor gx = Tensor::empty(y.shape(), DType::Float32, y.device());
   if (y.numel() == 0) return gx;
   const Layout l = layout_of(y.shape(), dim);
