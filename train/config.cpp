@@ -43,7 +43,8 @@ const std::vector<Field<ModelConfig>>& model_fields() {
       {"dt_min", &ModelConfig::dt_min},     {"dt_max", &ModelConfig::dt_max},
       {"channels", &ModelConfig::channels}, {"bidirectional", &ModelConfig::bidirectional},
       {"learn_a", &ModelConfig::learn_a},   {"rank", &ModelConfig::rank},
-      {"d_conv", &ModelConfig::d_conv},
+      {"d_conv", &ModelConfig::d_conv},     {"n_heads", &ModelConfig::n_heads},
+      {"causal", &ModelConfig::causal},     {"positions", &ModelConfig::positions},
   };
   return fields;
 }
@@ -525,6 +526,14 @@ void check_model(const Document& doc, const ModelConfig& m) {
   c.require(m.rank >= 1, "rank", "must be >= 1");
   c.require(m.d_conv >= 0 && m.d_conv <= 31, "d_conv",
             "must be in [0, 31] (0: the family's default)");
+  c.require(m.n_heads >= 1, "n_heads", "must be >= 1");
+  if (m.name == "transformer" && m.d_model % m.n_heads != 0) {
+    c.fail("n_heads", std::string("must divide model.d_model (")
+                          .append(std::to_string(m.d_model))
+                          .append("), got ")
+                          .append(std::to_string(m.n_heads)));
+  }
+  c.one_of(m.positions, "positions", {"learned", "sinusoidal"});
 }
 
 void check_data(const Document& doc, const DataConfig& d) {

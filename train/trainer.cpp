@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -45,7 +46,12 @@ Device resolve_device(const std::string& name) {
 std::shared_ptr<Model> build_model(const Config& config, const data::Dataset& ds,
                                    Generator* dropout_gen) {
   Generator init_gen(config.train.seed, 0);
-  const ModelIO io{ds.d_input(), ds.vocab_size(), ds.num_classes()};
+  ModelIO io{ds.d_input(), ds.vocab_size(), ds.num_classes()};
+  // The data's longest sequence (learned positions size by it): the first
+  // example's length, or the configured limits when longer (variable-length
+  // tasks: data.max_len, a fixed pad_length).
+  if (ds.size() > 0) io.max_len = ds.get(0).x.size(0);
+  io.max_len = std::max({io.max_len, config.data.max_len, config.data.pad_length});
   return make_model(config.model, io, init_gen, dropout_gen);
 }
 

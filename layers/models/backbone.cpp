@@ -15,19 +15,29 @@ bool is_index_dtype(DType t) { return t == DType::Int64 || t == DType::Int32; }
 // ---------------------------------------------------------------- ResidualBlock
 
 ResidualBlock::ResidualBlock(std::shared_ptr<Norm> norm, std::shared_ptr<SequenceMixer> mixer,
-                             double dropout, Generator* dropout_gen, bool prenorm)
+                             double dropout, Generator* dropout_gen, bool prenorm,
+                             std::shared_ptr<Norm> ff_norm, std::shared_ptr<SequenceMixer> ff)
     : prenorm_(prenorm) {
+  SSM_CHECK((ff == nullptr) == (ff_norm == nullptr), "ResidualBlock",
+            "ff and ff_norm must be both set or both null");
   norm_ = register_module("norm", std::move(norm));
   mixer_ = register_module("mixer", std::move(mixer));
   dropout_ = register_module("dropout", std::make_shared<Dropout>(dropout, dropout_gen));
+  if (ff) {
+    ff_norm_ = register_module("ff_norm", std::move(ff_norm));
+    ff_ = register_module("ff", std::move(ff));
+  }
 }
 
 Tensor ResidualBlock::forward(const Tensor& x, const Tensor& lengths) {
   auto mix = [&](const Tensor& h) {
     return lengths.defined() ? mixer_->forward_padded(h, lengths) : mixer_->forward(h);
   };
-  if (prenorm_) return x + dropout_->forward(mix(norm_->forward(x)));
-  return norm_->forward(x + dropout_->forward(mix(x)));
+  Tensor h = prenorm_ ? x + dropout_->forward(mix(norm_->forward(x)))
+                      : norm_->forward(x + dropout_->forward(mix(x)));
+  if (!ff_) return h;
+  if (prenorm_) return h + dropout_->forward(ff_->forward(ff_norm_->forward(h)));
+  return ff_norm_->forward(h + dropout_->forward(ff_->forward(h)));
 }
 
 // ---------------------------------------------------------------- checks
@@ -58,7 +68,8 @@ void check_model_args(const std::string& name, const ModelConfig& c, const Model
 
 SequenceClassifier::SequenceClassifier(const std::string& name, const ModelConfig& config,
                                        const ModelIO& io, Generator& init_gen,
-                                       Generator* dropout_gen, const MixerFactory& make_mixer)
+                                       Generator* dropout_gen, const MixerFactory& make_mixer,
+                                       const MixerFactory& make_ff)
     : name_(name), config_(config), io_(io) {
   check_model_args(name, config, io, dropout_gen);
   SSM_CHECK(make_mixer != nullptr, name_.c_str(), "no mixer factory");
@@ -74,9 +85,13 @@ SequenceClassifier::SequenceClassifier(const std::string& name, const ModelConfi
   for (std::int64_t i = 0; i < config.n_layers; ++i) {
     std::shared_ptr<SequenceMixer> mixer = make_mixer(i);
     SSM_CHECK(mixer != nullptr, name_.c_str(), "the mixer factory returned null for layer ", i);
-    blocks_->append(std::make_shared<ResidualBlock>(make_norm(config.norm, d, 1e-5, io.dtype),
-                                                    std::move(mixer), config.dropout, dropout_gen,
-                                                    config.prenorm));
+    std::shared_ptr<SequenceMixer> ff = make_ff ? make_ff(i) : nullptr;
+    SSM_CHECK(!make_ff || ff != nullptr, name_.c_str(),
+              "the feed-forward factory returned null for layer ", i);
+    std::shared_ptr<Norm> ff_norm = ff ? make_norm(config.norm, d, 1e-5, io.dtype) : nullptr;
+    blocks_->append(std::make_shared<ResidualBlock>(
+        make_norm(config.norm, d, 1e-5, io.dtype), std::move(mixer), config.dropout, dropout_gen,
+        config.prenorm, std::move(ff_norm), std::move(ff)));
   }
   norm_f_ = register_module("norm_f", make_norm(config.norm, d, 1e-5, io.dtype));
   decoder_ = register_module("decoder",

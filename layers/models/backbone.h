@@ -9,7 +9,9 @@
 //   layers.<i>.mixer.*                                the family's mixer
 //   norm_f.weight (D) [, norm_f.bias (D)]
 //   decoder.weight (C, D), decoder.bias (C)
-// Each block `layers.<i>` also holds `dropout` (no parameters).
+// Each block `layers.<i>` also holds `dropout` (no parameters). With a
+// feed-forward factory (the transformer), each block also has a second
+// sublayer: layers.<i>.ff_norm.* and layers.<i>.ff.* (see ResidualBlock).
 //
 // forward(x, lengths):
 //   h = encoder(x)                                            (B, L, D)
@@ -59,22 +61,31 @@ class SequenceMixer : public Module {
 // from the same generator the backbone was given, in call order.
 using MixerFactory = std::function<std::shared_ptr<SequenceMixer>(std::int64_t layer)>;
 
-// One residual block `layers.<i>`: norm, mixer, dropout.
+// One residual block `layers.<i>`: norm, mixer, dropout; optionally a second
+// residual sublayer `ff` with its own norm `ff_norm` (a Transformer encoder
+// layer: attention, then the position-wise MLP):
+//   prenorm:  h = x + dropout(mixer(norm(x)));  h = h + dropout(ff(ff_norm(h)))
+//   postnorm: h = norm(x + dropout(mixer(x)));  h = ff_norm(h + dropout(ff(h)))
 class ResidualBlock : public Module {
  public:
+  // ff and ff_norm: both null (one sublayer) or both set.
   ResidualBlock(std::shared_ptr<Norm> norm, std::shared_ptr<SequenceMixer> mixer, double dropout,
-                Generator* dropout_gen, bool prenorm);
+                Generator* dropout_gen, bool prenorm, std::shared_ptr<Norm> ff_norm = nullptr,
+                std::shared_ptr<SequenceMixer> ff = nullptr);
   // (B, L, D) -> (B, L, D); lengths (B) or undefined (every sequence full).
   Tensor forward(const Tensor& x, const Tensor& lengths = Tensor());
 
   Norm& norm() { return *norm_; }
   SequenceMixer& mixer() { return *mixer_; }
   Dropout& dropout() { return *dropout_; }
+  bool has_ff() const { return ff_ != nullptr; }
 
  private:
   std::shared_ptr<Norm> norm_;
   std::shared_ptr<SequenceMixer> mixer_;
   std::shared_ptr<Dropout> dropout_;
+  std::shared_ptr<Norm> ff_norm_;      // null without ff
+  std::shared_ptr<SequenceMixer> ff_;  // position-wise: ignores lengths
   bool prenorm_;
 };
 
@@ -88,9 +99,12 @@ void check_model_args(const std::string& name, const ModelConfig& config, const 
 class SequenceClassifier : public Model {
  public:
   // name: the model family, used in error messages. Checks the arguments
-  // (check_model_args), then builds encoder, blocks and decoder.
+  // (check_model_args), then builds encoder, blocks and decoder. make_ff
+  // (optional) builds each block's feed-forward sublayer, called right after
+  // make_mixer for the same block.
   SequenceClassifier(const std::string& name, const ModelConfig& config, const ModelIO& io,
-                     Generator& init_gen, Generator* dropout_gen, const MixerFactory& make_mixer);
+                     Generator& init_gen, Generator* dropout_gen, const MixerFactory& make_mixer,
+                     const MixerFactory& make_ff = nullptr);
 
   // x (B, L, d_input) in io.dtype, or (B, L) int32/int64 tokens; lengths (B)
   // int32/int64 in [1, L], or undefined. Returns logits (B, num_classes).
@@ -102,8 +116,11 @@ class SequenceClassifier : public Model {
   std::int64_t num_blocks() const { return blocks_->size(); }
   ResidualBlock& block(std::int64_t i) { return (*blocks_)[i]; }
 
+ protected:
+  // x -> (B, L, D): the encoder; a family may add to it (positions).
+  virtual Tensor encode(const Tensor& x) const;
+
  private:
-  Tensor encode(const Tensor& x) const;                       // -> (B, L, D)
   Tensor pool(const Tensor& h, const Tensor& lengths) const;  // (B, L, D) -> (B, D)
   void check_inputs(const Tensor& x, const Tensor& lengths) const;
 

@@ -38,6 +38,11 @@ struct ModelConfig {
   bool learn_a = true;      // lssl: false = LSSL-fixed (A and B stay HiPPO)
   std::int64_t rank = 1;    // s4: rank of the low-rank term P P^*
   std::int64_t d_conv = 0;  // conv kernel: mamba (0: 4), mambaout (0: 7)
+  // transformer: attention heads (divides d_model), causal attention, and the
+  // position encoding added to the embedded input: learned | sinusoidal.
+  std::int64_t n_heads = 4;
+  bool causal = false;
+  std::string positions = "learned";
 };
 
 // What the data fixes about a model's ends.
@@ -47,6 +52,9 @@ struct ModelIO {
   std::int64_t num_classes = 2;  // logits per example
   // Parameters and float inputs: float32, or float64 (gradient checks).
   DType dtype = DType::Float32;
+  // Longest sequence the data holds (0: unknown). transformer with learned
+  // positions sizes pos_embedding by it (and needs it >= 1).
+  std::int64_t max_len = 0;
 };
 
 class Model : public Module {

@@ -7,6 +7,7 @@
 #include "layers/models/mlp_mixer.h"
 #include "layers/models/model.h"
 #include "layers/models/s4_family.h"
+#include "layers/models/transformer.h"
 
 namespace ssm {
 
@@ -20,7 +21,7 @@ const std::vector<std::pair<std::string, ModelBuilder>>& models() {
       {"mlp_mixer", &make_mlp_mixer},     {"s4d", &make_s4_family_model},
       {"s4", &make_s4_family_model},      {"lssl", &make_s4_family_model},
       {"rtf", &make_s4_family_model},     {"mamba", &make_mamba_model},
-      {"mambaout", &make_mambaout_model},
+      {"mambaout", &make_mambaout_model}, {"transformer", &make_transformer_model},
   };
   return kModels;
 }
