@@ -10,26 +10,32 @@ namespace ssm {
 
 namespace {
 
-// (B or 1, 1, L, L) with 1 where a score is masked (key s >= lengths[b], or
-// s > t when causal), or undefined when nothing is masked.
-Tensor attention_mask(std::int64_t B, std::int64_t L, bool causal, const Tensor& lengths,
-                      Device device) {
-  if (!causal && !lengths.defined()) return Tensor();
+// (B or 1, 1, L, L) in dtype: -inf where a score is masked (key s >=
+// lengths[b], or s > t when causal), else 0; undefined when nothing is
+// masked (not causal and every sequence full), which skips the add.
+template <class T>
+Tensor attention_bias(std::int64_t B, std::int64_t L, bool causal, const Tensor& lengths,
+                      DType dtype, Device device) {
   std::vector<std::int64_t> len;
+  bool padded = false;
   if (lengths.defined()) {
     len = lengths.to(Device::cpu()).to(DType::Int64).to_vector<std::int64_t>();
+    for (const std::int64_t n : len) padded = padded || n < L;
   }
-  const std::int64_t nb = lengths.defined() ? B : 1;
-  std::vector<double> m(static_cast<std::size_t>(nb * L * L), 0.0);
+  if (!causal && !padded) return Tensor();
+  const std::int64_t nb = padded ? B : 1;
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  std::vector<T> m(static_cast<std::size_t>(nb * L * L), T(0));
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::int64_t n = lengths.defined() ? len[static_cast<std::size_t>(b)] : L;
+    const std::int64_t n = padded ? len[static_cast<std::size_t>(b)] : L;
     for (std::int64_t t = 0; t < L; ++t) {
+      T* row = m.data() + (b * L + t) * L;
       for (std::int64_t s = 0; s < L; ++s) {
-        if (s >= n || (causal && s > t)) m[static_cast<std::size_t>((b * L + t) * L + s)] = 1.0;
+        if (s >= n || (causal && s > t)) row[s] = neg_inf;
       }
     }
   }
-  return Tensor::from_vector(m, {nb, 1, L, L}, DType::Float32).to(device);
+  return Tensor::from_vector(m, {nb, 1, L, L}, dtype).to(device);
 }
 
 }  // namespace
@@ -65,11 +71,12 @@ Tensor multi_head_attention(const Tensor& x, const Tensor& in_w, const Tensor& i
   const Tensor q = heads(0), k = heads(1), v = heads(2);
   Tensor scores = mul(matmul(q, transpose(k, 2, 3)),
                       1.0 / std::sqrt(static_cast<double>(dh)));  // (B, H, L, L)
-  const Tensor mask = attention_mask(B, L, options.causal, lengths, x.device());
-  if (mask.defined()) {
-    scores = masked_fill(scores, mask, -std::numeric_limits<double>::infinity());
-  }
-  Tensor weights = softmax(scores, -1);  // (B, H, L, L)
+  const Tensor bias =
+      x.dtype() == DType::Float64
+          ? attention_bias<double>(B, L, options.causal, lengths, x.dtype(), x.device())
+          : attention_bias<float>(B, L, options.causal, lengths, x.dtype(), x.device());
+  if (bias.defined()) scores = add(scores, bias);  // -inf at masked scores
+  Tensor weights = softmax(scores, -1);            // (B, H, L, L)
   if (training && options.dropout > 0.0) {
     SSM_CHECK(dropout_gen != nullptr, op, "attention dropout ", options.dropout,
               " needs a dropout generator");

@@ -11,7 +11,7 @@
 // forward(x (B, L, E), lengths):
 //   q, k, v = split(x in_proj_weight^T + in_proj_bias), each (B, H, L, E/H)
 //   scores  = q k^T / sqrt(E/H)                       (B, H, L, L)
-//   scores[b, :, t, s] = -inf where s >= lengths[b] (key padding) or, causal, s > t
+//   scores[b, :, t, s] = -inf (an added bias) where s >= lengths[b] (key padding) or, causal, s > t
 //   y = out_proj(concat_heads(dropout(softmax(scores)) v))   (B, L, E)
 // Every query row keeps key 0 (lengths >= 1), so no row is all -inf; rows of
 // padded queries hold finite values that real rows never read.
