@@ -115,12 +115,12 @@ int main(int argc, char** argv) {
   std::vector<NamedParameter> params;
   std::unique_ptr<Optimizer> opt;
   auto leaf = [&](const Shape& s) {
-    Tensor t = randn(s, DType::Float32, Device::cpu(), gen).to(device);
+    Tensor t = randn(s, DType::Float32, device, gen);  // drawn on the device: no host staging
     t.set_requires_grad(true);
     return t;
   };
   auto constant = [&](const Shape& s) {
-    return randn(s, DType::Float32, Device::cpu(), gen).to(device);
+    return randn(s, DType::Float32, device, gen);
   };
   auto tokens = [&](std::int64_t n, std::int64_t classes) {
     const auto u = rand({n}, DType::Float32, Device::cpu(), gen).to_vector<float>();

@@ -73,6 +73,7 @@ inline Walk walk_of(const ClassLayout& l) {
 // tensor is large.
 template <class F>
 void parallel_tasks(const ClassLayout& l, Walk walk, F&& f) {
+  if (l.outer == 0 || l.inner == 0) return;  // no positions (e.g. (N, C, 0)): nothing to walk
   const std::int64_t blocks = (l.inner + kBlock - 1) / kBlock;  // slabs per outer index
   const std::int64_t tasks = walk == Walk::Rows    ? l.outer
                              : walk == Walk::Tiles ? (l.outer + kBlock - 1) / kBlock

@@ -1,45 +1,126 @@
 #!/usr/bin/env bash
 # Run THERE (the GPU machine, through the device tool, with .gpu carried; see
 # scripts/gpu_bundle.sh), in the repository root:
-#   bash scripts/gpu_check.sh            # everything below, logs under $OUT
-# Builds a CUDA tree for the GPU's architecture (SSM_GPU_ARCH, default 90),
-# runs every [cuda] test (the parity suite, optimizer, training with
-# --device cuda), the parity suite under compute-sanitizer memcheck and
-# racecheck (SSM_GPU_SANITIZE=0 skips them), and the GPU op benchmark against
-# the PyTorch found there (SSM_GPU_BENCH=0 skips it). Prints one summary line
-# per stage; the full logs and bench JSON go to $OUT (default ./gpu_out).
+#   bash scripts/gpu_check.sh            # every stage below
+#   SSM_GPU_STAGES=tests,bench bash scripts/gpu_check.sh
+# Uses the binaries of .gpu/prebuilt.tar.xz when they load there (else builds a
+# CUDA tree for SSM_GPU_ARCH, default 90, in build-gpu). Stages:
+#   bench      the GPU op benchmark against the PyTorch found there
+#   tests      every [cuda] test, one process per test file, in parallel
+#   memcheck   compute-sanitizer memcheck over the parity suite
+#   racecheck  compute-sanitizer racecheck over the parity suite
+# Each stage has a time limit (SSM_GPU_LIMIT_<STAGE> seconds). Prints one
+# summary line per stage (also $OUT/summary.txt); the full logs come back as
+# $OUT/logs.tgz and the bench JSON as $OUT/ops_cuda_mamba130m.json.
 set -uo pipefail
 out=${OUT:-$PWD/gpu_out}
 mkdir -p "$out"
-source scripts/gpu_setup.sh
-arch=${SSM_GPU_ARCH:-90}
+logs=/tmp/ssm_gpu_logs
+rm -rf "$logs"
+mkdir -p "$logs"
+trap 'tar czf "$out/logs.tgz" -C /tmp ssm_gpu_logs' EXIT
+stages=${SSM_GPU_STAGES:-bench,tests,memcheck,racecheck}
+has_stage() { [[ ",$stages," == *",$1,"* ]]; }
 summary() { echo "gpu_check: $*" | tee -a "$out/summary.txt"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
-summary "gpu $(tail -1 "$out/gpu.txt")"
 t0=$SECONDS
-# shellcheck disable=SC2086
-if ! cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSSM_CUDA_ARCHS="$arch" \
-  $SSM_GPU_CMAKE_ARGS > "$out/cmake.log" 2>&1 || ! cmake --build build-gpu > "$out/build.log" 2>&1; then
-  summary "build FAILED after $((SECONDS - t0)) s"
-  tail -40 "$out/cmake.log" "$out/build.log"
-  exit 1
+source scripts/gpu_setup.sh
+summary "setup in $((SECONDS - t0)) s"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$logs/gpu.txt" 2>&1
+summary "gpu $(tail -1 "$logs/gpu.txt")"
+bdir=build-gpu
+bin=$bdir/bin
+t0=$SECONDS
+prebuilt=0
+if [[ -f .gpu/prebuilt.tar.xz && "${SSM_GPU_REBUILD:-0}" != 1 ]]; then
+  mkdir -p "$bdir"
+  tar xJf .gpu/prebuilt.tar.xz -C "$bdir"
+  # The tests' compiled-in source and program paths point at the checkout
+  # the binaries were built in: make that path lead here.
+  src=$(cat "$bin/source_dir.txt")
+  if [[ "$src" != "$PWD" && ! -e "$src" ]]; then
+    mkdir -p "$(dirname "$src")"
+    ln -s "$PWD" "$src"
+  fi
+  ssm_gpu_resolve "$bin"/*
+  # (Catch2's exit status after --list-tests is the number of tests listed.)
+  "$bin/ssm_tests" --list-tests "[cuda]" > "$logs/prebuilt.log" 2>&1
+  if grep -q "matching test cases" "$logs/prebuilt.log"; then
+    prebuilt=1
+    summary "using the prebuilt binaries (built in $src)"
+  else
+    summary "prebuilt binaries do not run here: $(tail -2 "$logs/prebuilt.log" | tr '\n' ' ')"
+    rm -rf "$bdir"
+  fi
 fi
-summary "build ok in $((SECONDS - t0)) s"
-t0=$SECONDS
-build-gpu/bin/ssm_tests "[cuda]" > "$out/cuda_tests.log" 2>&1
-summary "[cuda] tests rc=$? in $((SECONDS - t0)) s: $(grep -E '^(All tests|test cases)' "$out/cuda_tests.log" | tr '\n' ' ')"
-if [[ "${SSM_GPU_SANITIZE:-1}" == 1 ]]; then
-  for tool in memcheck racecheck; do
-    t0=$SECONDS
-    /usr/local/cuda/bin/compute-sanitizer --tool "$tool" --error-exitcode 3 \
-      build-gpu/bin/ssm_tests "[parity]" > "$out/$tool.log" 2>&1
-    summary "compute-sanitizer $tool rc=$? in $((SECONDS - t0)) s: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/$tool.log" | tail -1)"
+if [[ $prebuilt == 0 ]]; then
+  arch=${SSM_GPU_ARCH:-90}
+  # shellcheck disable=SC2086
+  if ! cmake -S . -B "$bdir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSSM_CUDA_ARCHS="$arch" \
+    $SSM_GPU_CMAKE_ARGS > "$logs/cmake.log" 2>&1 ||
+    ! cmake --build "$bdir" --target ssm_tests bench_ops bench_ssm bench_mamba train evaluate \
+      > "$logs/build.log" 2>&1; then
+    summary "build FAILED after $((SECONDS - t0)) s"
+    tail -40 "$logs/cmake.log" "$logs/build.log"
+    exit 1
+  fi
+  ssm_gpu_resolve "$bin"/*
+  summary "build ok in $((SECONDS - t0)) s"
+fi
+
+# Runs the test binary once per test file matching $2 (one process each, so a
+# crash or a sticky CUDA error stays in its file), all at once, each under
+# `timeout $3` and the prefix command $4...; logs to $logs/$1_<file>.log.
+run_files() {
+  local label=$1 filter=$2 limit=$3
+  shift 3
+  local tags tag name pids=()
+  tags=$("$bin/ssm_tests" -# --list-tags "$filter" | grep -o '\[#[A-Za-z0-9_]*\]')
+  for tag in $tags; do
+    name=${tag#[#}
+    name=${name%]}
+    (
+      timeout "$limit" "$@" "$bin/ssm_tests" -# "$filter$tag" > "$logs/${label}_$name.log" 2>&1
+      echo "exit status $?" >> "$logs/${label}_$name.log"
+    ) &
+    pids+=($!)
   done
-fi
-if [[ "${SSM_GPU_BENCH:-1}" == 1 ]]; then
+  for p in "${pids[@]}"; do wait "$p"; done
+  local failed=0 total=0
+  for tag in $tags; do
+    name=${tag#[#}
+    name=${name%]}
+    total=$((total + 1))
+    local f="$logs/${label}_$name.log"
+    if ! grep -q "^exit status 0" "$f"; then
+      failed=$((failed + 1))
+      summary "  $label $name: $(grep -E '^(test cases|All tests|exit status)|SUMMARY' "$f" | tr '\n' ' ')"
+    fi
+  done
+  summary "$label: $((total - failed)) of $total files clean"
+}
+
+if has_stage bench; then
   t0=$SECONDS
-  python3 bench/run_ops.py --build build-gpu --device cuda --preset mamba130m --runs 20 \
-    --repeats 3 --threads 16 --out "$out/ops_cuda_mamba130m.json" > "$out/bench.log" 2>&1
+  timeout "${SSM_GPU_LIMIT_BENCH:-180}" python3 bench/run_ops.py --build "$bdir" --device cuda \
+    --preset mamba130m --runs 20 --repeats 3 --threads 16 --out "$out/ops_cuda_mamba130m.json" \
+    > "$logs/bench.log" 2>&1
   summary "bench rc=$? in $((SECONDS - t0)) s"
-  cat "$out/bench.log" | tail -8
+  tail -12 "$logs/bench.log"
+fi
+# The tests and the two sanitizers run side by side (the GPU has room; the
+# CPU oracle runs on 2 threads per process).
+export OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE
+t0=$SECONDS
+has_stage tests && run_files tests "[cuda]" "${SSM_GPU_LIMIT_TESTS:-200}" &
+for tool in memcheck racecheck; do
+  has_stage "$tool" || continue
+  limit_var=SSM_GPU_LIMIT_${tool^^}
+  run_files "$tool" "[cuda][parity]" "${!limit_var:-200}" \
+    /usr/local/cuda/bin/compute-sanitizer --tool "$tool" --error-exitcode 3 --print-limit 20 &
+done
+wait
+summary "tests and sanitizers done in $((SECONDS - t0)) s"
+if has_stage tests; then
+  grep -h -B2 -A6 -E "FAILED|threw" "$logs"/tests_*.log | head -100 > "$logs/tests_failures.txt"
+  head -c 4000 "$logs/tests_failures.txt"
 fi

@@ -57,6 +57,9 @@ inline unsigned blocks_for(std::int64_t n, int threads = kThreads) {
 // CUDA kernels implement; bfloat16 arrives with mixed precision).
 void require_cuda_float32(const char* op, std::initializer_list<const Tensor*> tensors);
 
+// t.contiguous() for a defined tensor; an undefined (optional) one stays undefined.
+inline Tensor contiguous_if_defined(const Tensor& t) { return t.defined() ? t.contiguous() : t; }
+
 // Makes the tensors' device current for the launches that follow.
 void set_device(const Tensor& t);
 

@@ -272,7 +272,8 @@ NormForward layer_norm_forward(const Tensor& x_in, std::int64_t normalized_dims,
                                const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "layer_norm";
   require_cuda_float32(op, {&x_in, &weight, &bias});
-  const Tensor x = x_in.contiguous(), w = weight.contiguous(), b = bias.contiguous();
+  const Tensor x = x_in.contiguous(), w = contiguous_if_defined(weight),
+               b = contiguous_if_defined(bias);
   const RowsShape rs = rows_shape(x.shape(), x.dim() - normalized_dims);
   const Device device = x.device();
   NormForward out{Tensor::empty(x.shape(), DType::Float32, device),
@@ -293,7 +294,8 @@ NormGrads layer_norm_backward(const Tensor& grad, const Tensor& x_in, const Tens
   SSM_CHECK(!need_weight || weight.defined(), op,
             "a weight gradient was asked for without a weight");
   const Tensor x = x_in.contiguous(), g = grad.contiguous();
-  const Tensor mean = mean_in.contiguous(), rstd = rstd_in.contiguous(), w = weight.contiguous();
+  const Tensor mean = mean_in.contiguous(), rstd = rstd_in.contiguous(),
+               w = contiguous_if_defined(weight);
   const RowsShape rs = rows_shape(x.shape(), mean.dim());
   const Device device = x.device();
   NormGrads out;
@@ -316,7 +318,7 @@ NormForward rms_norm_forward(const Tensor& x_in, std::int64_t normalized_dims, c
                              double eps) {
   const char* op = "rms_norm";
   require_cuda_float32(op, {&x_in, &weight});
-  const Tensor x = x_in.contiguous(), w = weight.contiguous();
+  const Tensor x = x_in.contiguous(), w = contiguous_if_defined(weight);
   const RowsShape rs = rows_shape(x.shape(), x.dim() - normalized_dims);
   const Device device = x.device();
   NormForward out{Tensor::empty(x.shape(), DType::Float32, device), Tensor(),
@@ -334,7 +336,7 @@ NormGrads rms_norm_backward(const Tensor& grad, const Tensor& x_in, const Tensor
   SSM_CHECK(!need_weight || weight.defined(), op,
             "a weight gradient was asked for without a weight");
   const Tensor x = x_in.contiguous(), g = grad.contiguous(), rstd = rstd_in.contiguous();
-  const Tensor w = weight.contiguous();
+  const Tensor w = contiguous_if_defined(weight);
   const RowsShape rs = rows_shape(x.shape(), rstd.dim());
   const Device device = x.device();
   NormGrads out;
@@ -489,7 +491,8 @@ NormForward batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
   const char* op = "batch_norm";
   require_cuda_float32(op, {&x_in, &running_mean, &running_var, &weight, &bias});
   SSM_CHECK(x_in.dim() >= 2, op, "expected x of shape (N, C) or (N, C, L...), got ", x_in.desc());
-  const Tensor x = x_in.contiguous(), w = weight.contiguous(), b = bias.contiguous();
+  const Tensor x = x_in.contiguous(), w = contiguous_if_defined(weight),
+               b = contiguous_if_defined(bias);
   const ChannelsShape cs = channels_shape(x.shape());
   const std::int64_t C = cs.c, count = cs.n * cs.l;
   const Device device = x.device();
@@ -500,7 +503,7 @@ NormForward batch_norm_forward(const Tensor& x_in, const Tensor& running_mean,
   SSM_CHECK(training || (running_mean.defined() && running_var.defined()), op,
             "eval mode needs running_mean and running_var");
   const bool update = training && running_mean.defined();
-  const Tensor rm = running_mean.contiguous(), rv = running_var.contiguous();
+  const Tensor rm = contiguous_if_defined(running_mean), rv = contiguous_if_defined(running_var);
   Tensor new_rm, new_rv;
   if (update) {
     new_rm = Tensor::empty({C}, DType::Float32, device);
@@ -534,7 +537,8 @@ NormGrads batch_norm_backward(const Tensor& grad, const Tensor& x_in, const Tens
   require_cuda_float32(op, {&grad, &x_in, &mean_in, &rstd_in, &weight});
   SSM_CHECK(x_in.dim() >= 2, op, "expected x of shape (N, C) or (N, C, L...), got ", x_in.desc());
   const Tensor x = x_in.contiguous(), g = grad.contiguous();
-  const Tensor mean = mean_in.contiguous(), rstd = rstd_in.contiguous(), w = weight.contiguous();
+  const Tensor mean = mean_in.contiguous(), rstd = rstd_in.contiguous(),
+               w = contiguous_if_defined(weight);
   const ChannelsShape cs = channels_shape(x.shape());
   const std::int64_t C = cs.c, numel = x.numel();
   const Device device = x.device();
