@@ -119,9 +119,7 @@ int main(int argc, char** argv) {
     t.set_requires_grad(true);
     return t;
   };
-  auto constant = [&](const Shape& s) {
-    return randn(s, DType::Float32, device, gen);
-  };
+  auto constant = [&](const Shape& s) { return randn(s, DType::Float32, device, gen); };
   auto tokens = [&](std::int64_t n, std::int64_t classes) {
     const auto u = rand({n}, DType::Float32, Device::cpu(), gen).to_vector<float>();
     std::vector<std::int64_t> idx(u.size());
