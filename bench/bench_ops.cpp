@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
   std::vector<NamedParameter> params;
   std::unique_ptr<Optimizer> opt;
   auto leaf = [&](const Shape& s) {
-    Tensor t = randn(s, DType::Float32, device, gen);  // drawn on the device: no host staging
+    Tensor t = randn(s, DType::Float32, device, gen);
     t.set_requires_grad(true);
     return t;
   };

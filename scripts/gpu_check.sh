@@ -9,6 +9,9 @@
 #   tests      every [cuda] test, one process per test file, in parallel
 #   memcheck   compute-sanitizer memcheck over the parity suite
 #   racecheck  compute-sanitizer racecheck over the parity suite
+#   profile    Nsight Compute kernel times of one bench_ops step per op
+#              (SSM_GPU_PROFILE_OPS, at SSM_GPU_PROFILE_ROWS rows): which
+#              kernels a step launches and how long each takes
 # Each stage has a time limit (SSM_GPU_LIMIT_<STAGE> seconds). Prints one
 # summary line per stage (also $OUT/summary.txt); the full logs come back as
 # $OUT/logs.tgz and the bench JSON as $OUT/ops_cuda_mamba130m.json.
@@ -19,7 +22,7 @@ logs=/tmp/ssm_gpu_logs
 rm -rf "$logs"
 mkdir -p "$logs"
 trap 'tar czf "$out/logs.tgz" -C /tmp ssm_gpu_logs' EXIT
-stages=${SSM_GPU_STAGES:-bench,tests,memcheck,racecheck}
+stages=${SSM_GPU_STAGES:-bench,tests,memcheck,racecheck,profile}
 has_stage() { [[ ",$stages," == *",$1,"* ]]; }
 summary() { echo "gpu_check: $*" | tee -a "$out/summary.txt"; }
 t0=$SECONDS
@@ -106,6 +109,18 @@ if has_stage bench; then
     > "$logs/bench.log" 2>&1
   summary "bench rc=$? in $((SECONDS - t0)) s"
   tail -12 "$logs/bench.log"
+fi
+if has_stage profile; then
+  t0=$SECONDS
+  ncu_bin=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+  for op in ${SSM_GPU_PROFILE_OPS:-elementwise_chain embedding softmax_cross_entropy layer_norm}; do
+    timeout 60 "$ncu_bin" --clock-control none --metrics gpu__time_duration.sum --csv \
+      --print-units base "$bin/bench_ops" --device cuda --preset mamba130m --only "$op" --runs 1 \
+      --warmup 1 --rows "${SSM_GPU_PROFILE_ROWS:-8192}" > "$logs/ncu_$op.csv" 2> "$logs/ncu_$op.err"
+    python3 scripts/ncu_summary.py "$logs/ncu_$op.csv" "$op" >> "$logs/profile.txt" 2>&1
+  done
+  summary "profile done in $((SECONDS - t0)) s"
+  cat "$logs/profile.txt"
 fi
 # The tests and the two sanitizers run side by side (the GPU has room; the
 # CPU oracle runs on 2 threads per process).

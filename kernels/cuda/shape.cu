@@ -25,6 +25,7 @@
 //   of that walk lies in the thread's own column, so nothing races.
 // Both sum in the CPU's order, so they match the CPU bit for bit.
 #include <climits>
+#include <cstdint>
 #include <string>
 
 #include "core/dtype.h"
@@ -195,17 +196,40 @@ __global__ void scatter_rows_kernel(const float* g, Indexer gi, const std::int64
   }
 }
 
+// The same sums with one block per (o, v) row of gx and its threads over the
+// inner elements (inner >= 32, g contiguous): no per-element index divisions.
+__global__ void scatter_whole_rows_kernel(const float* g, const std::int64_t* start,
+                                          const std::int64_t* order, float* gx, std::int64_t outer,
+                                          std::int64_t n, std::int64_t rows, std::int64_t inner) {
+  for (std::int64_t q = blockIdx.x; q < outer * rows; q += gridDim.x) {
+    const std::int64_t v = q % rows, o = q / rows;
+    const std::int64_t k0 = start[v], k1 = start[v + 1];
+    float* out = gx + q * inner;
+    for (std::int64_t i = threadIdx.x; i < inner; i += blockDim.x) {
+      float acc = 0.0f;
+      for (std::int64_t k = k0; k < k1; ++k) acc += g[(o * n + order[k]) * inner + i];
+      out[i] = acc;
+    }
+  }
+}
+
 void launch_scatter_rows(const Tensor& g, const RowGroups& groups, Tensor& gx, std::int64_t outer,
                          std::int64_t n, std::int64_t rows, std::int64_t inner, const char* op) {
   const std::int64_t total = outer * rows * inner;
   if (total == 0) return;
   const Tensor start = upload(groups.start, g.device());
   const Tensor order = upload(groups.order, g.device());
+  const std::int64_t* po = groups.order.empty() ? nullptr : order.data<std::int64_t>();
+  if (inner >= 32) {
+    const Tensor gc = g.contiguous();  // (outer, n, inner)
+    scatter_whole_rows_kernel<<<blocks_for(outer * rows, 1), kThreads>>>(
+        gc.data<float>(), start.data<std::int64_t>(), po, gx.data<float>(), outer, n, rows, inner);
+    SSM_CUDA_CHECK_LAUNCH();
+    return;
+  }
   const Indexer gi = make_indexer(g, op);
   scatter_rows_kernel<<<blocks_for(total), kThreads>>>(
-      g.data<float>(), gi, start.data<std::int64_t>(),
-      groups.order.empty() ? nullptr : order.data<std::int64_t>(), gx.data<float>(), total, n, rows,
-      inner);
+      g.data<float>(), gi, start.data<std::int64_t>(), po, gx.data<float>(), total, n, rows, inner);
   SSM_CUDA_CHECK_LAUNCH();
 }
 
@@ -337,11 +361,40 @@ void launch_gather_backward(const Tensor& grad, const Tensor& index, Tensor& gx,
   SSM_CUDA_CHECK_LAUNCH();
 }
 
+// One block per token: its row index read once, the row copied by the
+// block's threads (four floats per load when rows are 16-byte aligned).
+// weight contiguous (V, d).
+template <class I>
+__global__ void embedding_rows_kernel(const I* index, Indexer ii, const float* w, float* out,
+                                      std::int64_t tokens, std::int64_t d, bool vec) {
+  for (std::int64_t k = blockIdx.x; k < tokens; k += gridDim.x) {
+    const auto v = static_cast<std::int64_t>(index[ii(k)]);
+    const float* src = w + v * d;
+    float* dst = out + k * d;
+    if (vec) {
+      for (std::int64_t j = threadIdx.x; j < d / 4; j += blockDim.x) {
+        reinterpret_cast<float4*>(dst)[j] = reinterpret_cast<const float4*>(src)[j];
+      }
+    } else {
+      for (std::int64_t j = threadIdx.x; j < d; j += blockDim.x) dst[j] = src[j];
+    }
+  }
+}
+
 template <class I>
 void launch_embedding(const Tensor& indices, const Tensor& weight, Tensor& out, std::int64_t d,
                       const char* op) {
   const Indexer ii = make_indexer(indices, op), wi = make_indexer(weight, op);
   const std::int64_t total = out.numel();
+  if (d >= 32 && weight.is_contiguous()) {
+    const float* w = weight.data<float>();
+    const bool vec = d % 4 == 0 && reinterpret_cast<std::uintptr_t>(w) % 16 == 0;
+    const std::int64_t tokens = total / d;
+    embedding_rows_kernel<I><<<blocks_for(tokens, 1), kThreads / 2>>>(
+        indices.data<I>(), ii, w, out.data<float>(), tokens, d, vec);
+    SSM_CUDA_CHECK_LAUNCH();
+    return;
+  }
   embedding_kernel<I><<<blocks_for(total), kThreads>>>(indices.data<I>(), ii, weight.data<float>(),
                                                        wi, out.data<float>(), total, d);
   SSM_CUDA_CHECK_LAUNCH();

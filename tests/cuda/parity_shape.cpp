@@ -4,9 +4,8 @@
 // and broadcast views (built inside f, so that their gradients flow back
 // through the view ops), int64 and int32 indices, and repeated indices (the
 // deterministic scatter-add backwards). Skipped when no GPU is visible.
-#include "tests/testing.h"
-
 #include "tests/cuda/parity.h"
+#include "tests/testing.h"
 
 using namespace ssm;
 using ssm::testing::ParityCase;
@@ -127,6 +126,12 @@ std::vector<ParityCase> index_select_cases() {
                       // column 1 of a (5, 2) index: a strided 1-D view
                       return std::vector<Tensor>{index_select(x[0], 0, x[1].select(1, 1))};
                     }));
+  cs.push_back(make("index_select (4, 20, 40) dim 1, 50 indices (row kernel, outer 4)",
+                    {in({4, 20, 40}), idx({50}, 20)}, sel(1, false)));
+  cs.push_back(make("index_select transposed (40, 9)^T dim 0, 30 indices (row kernel)",
+                    {in({40, 9}), idx({30}, 9)}, [](const std::vector<Tensor>& x) {
+                      return std::vector<Tensor>{index_select(transpose(x[0], 0, 1), 0, x[1])};
+                    }));
   cs.push_back(make("index_select empty index (0)", {in({6, 5}), idx({0}, 6)}, sel(0, false)));
   cs.push_back(
       make("index_select empty x rows (0, 5) dim 1", {in({0, 5}), idx({4}, 5)}, sel(1, false)));
@@ -180,6 +185,8 @@ std::vector<ParityCase> embedding_cases() {
                     {idx({33}, 3), in({3, 4097})}, emb(true, -1)));
   cs.push_back(make("embedding (10, 7), indices (5, 20), padding_idx 3",
                     {idx({5, 20}, 10), in({10, 7})}, emb(false, 3)));
+  cs.push_back(make("embedding (300, 64), indices (3, 333), padding_idx 0 (row kernel)",
+                    {idx({3, 333}, 300), in({300, 64})}, emb(true, 0)));
   cs.push_back(make("embedding (1, 1), indices (1)", {idx({1}, 1), in({1, 1})}, emb(true, -1)));
   cs.push_back(make("embedding transposed weight (16, 50)^T, indices (100)",
                     {idx({100}, 50), in({16, 50})}, [](const std::vector<Tensor>& x) {
