@@ -19,6 +19,7 @@
 // atomics: the same bits on every run.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include "core/dispatch.h"
@@ -184,14 +185,49 @@ __device__ inline float smoothed_loss(float m, float log_sum, float x_t, float s
   return (1.0f - eps) * nll + eps * ((m - sum_x / static_cast<float>(classes)) + log_sum);
 }
 
+// Rows of `classes` floats from t's data can be read four floats at a time:
+// every row starts 16-byte aligned.
+bool rows_vec4(const Tensor& t, std::int64_t classes) {
+  return classes % 4 == 0 && reinterpret_cast<std::uintptr_t>(t.data<float>()) % 16 == 0;
+}
+
+// Online softmax: adds v to a running (max m, sum s of exp(x - m)); a -inf
+// value adds nothing (exp(-inf) = 0), so an all -inf row keeps s = 0.
+__device__ inline void online_add(float& m, float& s, float v) {
+  if (v > m) {
+    s = s * expf(m - v) + 1.0f;  // m = -inf: s = 0 * 0 + 1
+    m = v;
+  } else if (v != -INFINITY) {
+    s += expf(v - m);
+  }
+}
+// Combines two running pairs (a pair with m = -inf holds s = 0).
+__device__ inline void online_merge(float& m, float& s, float m2, float s2) {
+  if (m2 > m) {
+    s = s * expf(m - m2) + s2;
+    m = m2;
+  } else if (m2 != -INFINITY) {
+    s += s2 * expf(m2 - m);
+  }
+}
+// The pair over a warp, in a fixed order; every lane gets the result.
+__device__ inline void warp_online(float& m, float& s) {
+  for (int o = 16; o > 0; o >>= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, o);
+    const float s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    online_merge(m, s, m2, s2);
+  }
+}
+
 // One warp (PerBlock false) or one block per row of C contiguous classes
 // (inner == 1). An ignored row writes loss = m = log_sum = 0 (as the CPU's
 // row walk); the branch is uniform over the group.
 template <class I, bool PerBlock>
 __global__ void cross_entropy_rows(const float* __restrict__ x, const I* __restrict__ t,
                                    std::int64_t rows, std::int64_t classes,
-                                   std::int64_t ignore_index, float eps, float* __restrict__ loss,
-                                   float* __restrict__ m_out, float* __restrict__ ls_out) {
+                                   std::int64_t ignore_index, float eps, bool vec,
+                                   float* __restrict__ loss, float* __restrict__ m_out,
+                                   float* __restrict__ ls_out) {
   __shared__ float shared[32];
   int lane, width;
   std::int64_t first, step;
@@ -213,23 +249,44 @@ __global__ void cross_entropy_rows(const float* __restrict__ x, const I* __restr
       if (lane == 0) loss[r] = m_out[r] = ls_out[r] = 0.0f;
       continue;
     }
+    // One pass over the row (online softmax): each thread keeps its running
+    // max m and sum s of exp(x - m), rescaled when m grows; the pairs are
+    // then combined in a fixed order.
     const float* xr = x + r * classes;
-    float m = -INFINITY, sum_x = 0.0f;
-    for (std::int64_t c = lane; c < classes; c += width) {
-      m = fmaxf(m, xr[c]);
-      sum_x += xr[c];
-    }
-    float s = 0.0f;
-    if constexpr (PerBlock) {
-      m = block_max(m, shared);
-      if (eps != 0.0f) sum_x = block_sum(sum_x, shared);
-      for (std::int64_t c = lane; c < classes; c += width) s += expf(xr[c] - m);
-      s = block_sum(s, shared);
+    float m = -INFINITY, s = 0.0f, sum_x = 0.0f;
+    if (vec) {
+      const float4* x4 = reinterpret_cast<const float4*>(xr);
+      for (std::int64_t q = lane; q < classes / 4; q += width) {
+        const float4 v = x4[q];
+        online_add(m, s, v.x);
+        online_add(m, s, v.y);
+        online_add(m, s, v.z);
+        online_add(m, s, v.w);
+        sum_x += (v.x + v.y) + (v.z + v.w);
+      }
     } else {
-      m = warp_max(m);
+      for (std::int64_t c = lane; c < classes; c += width) {
+        online_add(m, s, xr[c]);
+        sum_x += xr[c];
+      }
+    }
+    warp_online(m, s);
+    if constexpr (PerBlock) {
+      __shared__ float shared_m[32], shared_s[32];
+      const int wl = static_cast<int>(threadIdx.x & 31), warp = static_cast<int>(threadIdx.x >> 5);
+      __syncthreads();  // the previous row's reads of shared_m / shared_s are done
+      if (wl == 0) {
+        shared_m[warp] = m;
+        shared_s[warp] = s;
+      }
+      __syncthreads();
+      const int nwarps = static_cast<int>((blockDim.x + 31) >> 5);
+      m = wl < nwarps ? shared_m[wl] : -INFINITY;
+      s = wl < nwarps ? shared_s[wl] : 0.0f;
+      warp_online(m, s);
+      if (eps != 0.0f) sum_x = block_sum(sum_x, shared);
+    } else {
       if (eps != 0.0f) sum_x = warp_sum(sum_x);
-      for (std::int64_t c = lane; c < classes; c += width) s += expf(xr[c] - m);
-      s = warp_sum(s);
     }
     if (lane == 0) {
       const float log_sum = logf(s);
@@ -292,15 +349,16 @@ CrossEntropyResult cross_entropy_forward(const Tensor& logits_in, const Tensor& 
       float* pm = r.max.data<float>();         // (N, inner)
       float* pls = r.log_sum.data<float>();    // (N, inner)
       const float eps = static_cast<float>(params.label_smoothing);
+      const bool vec = rows_vec4(logits, l.classes);
       if (l.inner > 1) {
         cross_entropy_slab<I><<<blocks_for(positions), kThreads>>>(
             px, pt, l.outer, l.classes, l.inner, ignore, eps, ploss, pm, pls);
       } else if (l.classes <= kWarpMaxClasses) {
         cross_entropy_rows<I, false><<<blocks_for(positions, kWarpsPerBlock), kThreads>>>(
-            px, pt, positions, l.classes, ignore, eps, ploss, pm, pls);
+            px, pt, positions, l.classes, ignore, eps, vec, ploss, pm, pls);
       } else {
         cross_entropy_rows<I, true><<<blocks_for(positions, 1), kThreads>>>(
-            px, pt, positions, l.classes, ignore, eps, ploss, pm, pls);
+            px, pt, positions, l.classes, ignore, eps, vec, ploss, pm, pls);
       }
       SSM_CUDA_CHECK_LAUNCH();
     });
@@ -343,15 +401,14 @@ __global__ void cross_entropy_backward_kernel(const float* __restrict__ x, const
 // One block per row of C contiguous classes (inner == 1, long rows): the
 // same arithmetic as cross_entropy_backward_kernel without its per-element
 // index divisions; four classes per load when C % 4 == 0 (rows stay 16-byte
-// aligned).
+// aligned: vec).
 template <class I>
 __global__ void cross_entropy_backward_rows(const float* __restrict__ x, const I* __restrict__ t,
                                             const float* __restrict__ m,
                                             const float* __restrict__ log_sum, LossWeight weight,
                                             std::int64_t rows, std::int64_t classes,
-                                            std::int64_t ignore_index, float eps,
+                                            std::int64_t ignore_index, float eps, bool vec,
                                             float* __restrict__ gx) {
-  const bool vec = classes % 4 == 0;
   for (std::int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const float* xr = x + r * classes;
     float* gr = gx + r * classes;
@@ -415,7 +472,8 @@ Tensor cross_entropy_backward(const Tensor& grad_in, const Tensor& logits_in,
     if (l.inner == 1 && l.classes >= kThreads) {
       cross_entropy_backward_rows<I><<<blocks_for(l.outer, 1), kThreads>>>(
           logits.data<float>(), target.data<I>(), max.data<float>(), log_sum.data<float>(), weight,
-          l.outer, l.classes, params.ignore_index, eps, gx.data<float>());
+          l.outer, l.classes, params.ignore_index, eps, rows_vec4(logits, l.classes),
+          gx.data<float>());
     } else {
       cross_entropy_backward_kernel<I><<<blocks_for(numel), kThreads>>>(
           logits.data<float>(), target.data<I>(), max.data<float>(), log_sum.data<float>(), weight,

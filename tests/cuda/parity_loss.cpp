@@ -3,9 +3,8 @@
 // scores), nll_loss and mse_loss, forward and backward, with int64 and int32
 // targets, size-1 and empty batches, and transposed / broadcast views built
 // inside f.
-#include "tests/testing.h"
-
 #include "tests/cuda/parity.h"
+#include "tests/testing.h"
 
 using namespace ssm;
 using ssm::testing::ParityCase;
@@ -132,6 +131,22 @@ std::vector<ParityCase> loss_cases() {
   for (const ClassCase& k : class_cases()) {
     cases.push_back(class_case(false, k));
     cases.push_back(class_case(true, k));
+  }
+  // Long rows (one block per row, four classes per load when aligned) read
+  // from a contiguous view that starts one float into its buffer: the rows are
+  // not 16-byte aligned, so the kernels must take their scalar path.
+  for (const bool misaligned : {false, true}) {
+    ParityCase c;
+    c.name = std::string("cross_entropy (5, 1200) mean eps 0.1") +
+             (misaligned ? " misaligned view" : " aligned view");
+    c.inputs = {scores({1 + 5 * 1200}), targets({5}, 0.0, 1200.0)};
+    c.f = [misaligned](const Vec& v) {
+      const Tensor x = narrow(v[0], 0, misaligned ? 1 : 0, 5 * 1200).reshape({5, 1200});
+      CrossEntropyOptions o;
+      o.label_smoothing = 0.1;
+      return Vec{cross_entropy(x, v[1], o)};
+    };
+    cases.push_back(c);
   }
   for (const std::string r : {"mean", "sum", "none"}) {
     cases.push_back(mse("(1)", {1}, r));
