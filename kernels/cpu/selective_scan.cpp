@@ -28,6 +28,9 @@
 #include "core/dispatch.h"
 #include "kernels/common.h"
 #include "kernels/cpu/simd_math.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/selective_scan.h"
+#endif
 
 namespace ssm::kernels {
 
@@ -471,6 +474,8 @@ SelectiveScanForward selective_scan_forward(const Tensor& u, const Tensor& delta
                                             const Tensor& z, const Tensor& delta_bias,
                                             bool delta_softplus, const Tensor& initial_state,
                                             int64_t chunk) {
+  SSM_CUDA_DISPATCH(u, cuda::selective_scan_forward(u, delta, A, B, C, D_skip, z, delta_bias,
+                                                    delta_softplus, initial_state, chunk));
   const char* op = "selective_scan";
   const ScanShape s = check_scan(op, u, delta, A, B, C, D_skip, z, delta_bias, initial_state);
   require_cpu(op, {&u, &delta, &A, &B, &C, &D_skip, &z, &delta_bias, &initial_state});
@@ -542,6 +547,9 @@ SelectiveScanGrads selective_scan_backward(const Tensor& grad_y, const Tensor& g
                                            bool delta_softplus, const Tensor& initial_state,
                                            const SelectiveScanForward& fwd,
                                            const SelectiveScanNeeds& needs) {
+  SSM_CUDA_DISPATCH(
+      u, cuda::selective_scan_backward(grad_y, grad_last_state, u, delta, A, B, C, D_skip, z,
+                                       delta_bias, delta_softplus, initial_state, fwd, needs));
   const char* op = "selective_scan";
   const ScanShape s = check_scan(op, u, delta, A, B, C, D_skip, z, delta_bias, initial_state);
   require_cpu(op, {&grad_y, &grad_last_state, &u, &delta, &A, &B, &C, &D_skip, &z, &delta_bias,
@@ -714,6 +722,8 @@ Tensor selective_state_update(Tensor& state, const Tensor& u_t, const Tensor& de
                               const Tensor& A, const Tensor& B_t, const Tensor& C_t,
                               const Tensor& D_skip, const Tensor& z_t, const Tensor& delta_bias,
                               bool delta_softplus) {
+  SSM_CUDA_DISPATCH(u_t, cuda::selective_state_update(state, u_t, delta_t, A, B_t, C_t, D_skip, z_t,
+                                                      delta_bias, delta_softplus));
   const char* op = "selective_state_update";
   SSM_CHECK(state.defined() && u_t.defined() && delta_t.defined() && A.defined() && B_t.defined() &&
                 C_t.defined(),
