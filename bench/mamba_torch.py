@@ -1,15 +1,16 @@
 #!/usr/bin/python3
 """The PyTorch half of bench/run_mamba.py: Mamba's selective scan and the Mamba
-block in plain PyTorch (CPU, float32, no CUDA kernels, no extension packages),
-timed forward + backward, one JSON object per call.
+block in plain PyTorch (no fused kernels, no extension packages), on the CPU
+or a CUDA GPU, timed forward or forward + backward, one JSON object per mode.
 
 Usage:
   mamba_torch.py --case scan_loop|scan_parallel [--B 8 --D 512 --N 16 --L 1024]
                  [--runs 3 --warmup 1] --threads T [--slicing unbind|index]
-                 [--malloc cached|stock]
+                 [--malloc cached|stock] [--device cpu|cuda] [--mode fwd|fwdbwd|fwd,fwdbwd]
+                 [--inner K] [--dtype float32|bfloat16]
   mamba_torch.py --case block [--d_model 256 --batch 8 --seq 1024 --N 16]
                  [--runs 3 --warmup 1] --threads T [--slicing unbind|index]
-                 [--malloc cached|stock]
+                 [--malloc cached|stock] [--device cpu|cuda] [--mode ...] [--inner K]
   mamba_torch.py --selftest
 
 Cases (the scan as Mamba's selective_scan_ref, state-spaces/mamba
@@ -51,8 +52,26 @@ without the fused path; see ../shared/SSM_MATH.md "Selective scan"):
                  reference's init (dt_proj U(+-dt_rank^-0.5), inverse-softplus
                  dt bias, A_log = log(1..N), D = 1).
 
-Timing: each run is one forward and one backward of sum(y * g) with g a fixed
-random tensor of the output's shape (computed as y.backward(g)). For the scans
+Timing: with --mode fwdbwd (default) each run is one forward and one backward
+of sum(y * g) with g a fixed random tensor of the output's shape (computed as
+y.backward(g)); with --mode fwd, the forward only, under torch.no_grad() (no
+input requires grad). --mode fwd,fwdbwd runs both in one process, one JSON
+object each (fwd first). --device cuda: the inputs are drawn on the CPU (the
+same values as a CPU run) and moved to the GPU; torch.cuda.synchronize() before
+and after each timed run. --inner K: a timed run is K steps back to back (then
+one synchronize); the time reported is per step. The JSON also has "device",
+"mode", "gpu" (torch.cuda.get_device_name(), "" on the CPU), and for the scans
+"bytes", the least memory traffic of one step as bench_mamba.cpp's scan_bytes
+counts it (element size of --dtype):
+  forward  4 B D L + 2 B N L + D N + 2 D + B D N elements
+           (read u, delta, z, B, C, A, D, delta_bias; write y, last state)
+  fwdbwd   11 B D L + 6 B N L + 3 (D N + 2 D) + B D N
+           (the backward reads u, delta, z, grad_y, B, C, A, D, delta_bias and
+           writes the gradient of each).
+--dtype bfloat16 (scans only): the inputs (and g) are bfloat16 leaves; the scan
+upcasts them to float32 (float32 state and arithmetic, as mamba_ssm's kernels)
+and y is rounded to bfloat16. A CUDA out-of-memory error prints a JSON object
+with "error" and exits with 3. For the scans
 every input (u, delta, A, B, C, D, z, delta_bias) is a leaf that requires
 grad, as inside a Mamba block; for the block, x and every parameter.
 Gradients are dropped (set to None) after each run. The loop takes several
@@ -235,24 +254,44 @@ class MambaBlock(nn.Module):
 # Measurement
 
 
-def time_step(step, runs, warmup):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(runs):
+def time_step(step, runs, warmup, inner=1, sync=lambda: None):
+    """Per-step milliseconds of runs timed runs (after warmup untimed ones), each
+    inner steps then sync()."""
+    def one():
+        sync()
         t0 = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
+        for _ in range(inner):
+            step()
+        sync()
+        return (time.perf_counter() - t0) * 1e3 / inner
+    for _ in range(warmup):
+        one()
+    return [one() for _ in range(runs)]
 
 
-def make_step(args):
-    """(step, config) for the case; step runs one forward + backward."""
+def scan_bytes(B, D, N, L, backward, elem):
+    """The least memory traffic of one scan step in bytes (bench_mamba.cpp's
+    scan_bytes): forward reads u, delta, z, B, C, A, D, delta_bias and writes y and
+    the last state; the backward reads the inputs and grad_y again and writes every
+    input's gradient."""
+    bdl, bnl, small, bdn = B * D * L, B * N * L, D * N + 2 * D, B * D * N
+    fwd = 4 * bdl + 2 * bnl + small + bdn
+    bwd = 7 * bdl + 4 * bnl + 2 * small
+    return elem * (fwd + bwd if backward else fwd)
+
+
+def make_step(args, mode, cache):
+    """(step, config) for the case; step runs one forward (mode fwd) or one forward +
+    backward (mode fwdbwd). Inputs drawn on the CPU (once per process: cache), then
+    moved to args.device."""
     torch.manual_seed(0)
+    dev = torch.device(args.device)
+    backward = mode == "fwdbwd"
+    dtype = getattr(torch, args.dtype)
     if args.case == "block":
-        block = MambaBlock(args.d_model, args.N, slicing=args.slicing)
-        x = torch.randn(args.batch, args.seq, args.d_model, requires_grad=True)
-        g = torch.randn(args.batch, args.seq, args.d_model)
+        block = MambaBlock(args.d_model, args.N, slicing=args.slicing).to(dev)
+        x = torch.randn(args.batch, args.seq, args.d_model).to(dev).requires_grad_(backward)
+        g = torch.randn(args.batch, args.seq, args.d_model).to(dev)
         leaves = [x] + list(block.parameters())
 
         def forward():
@@ -262,25 +301,40 @@ def make_step(args):
                   "d_conv": 4, "scan": "loop (selective_scan_ref)", "slicing": args.slicing,
                   "grads": "x and every parameter"}
     else:
-        inp = scan_inputs(args.B, args.D, args.N, args.L, torch.float32)
-        leaves = [inp[k].requires_grad_(True) for k in SCAN_ARGS]
-        g = torch.randn(args.B, args.D, args.L)
+        if not cache:
+            cache.update(scan_inputs(args.B, args.D, args.N, args.L, torch.float32))
+            cache["g"] = torch.randn(args.B, args.D, args.L)
+        leaves = [cache[k].to(dtype).to(dev).requires_grad_(backward) for k in SCAN_ARGS]
+        g = cache["g"].to(dtype).to(dev)
         config = {"B": args.B, "D": args.D, "N": args.N, "L": args.L, "G": 1,
                   "options": "input-dependent B, C; z; D; delta_bias; softplus",
-                  "grads": ", ".join(SCAN_ARGS)}
+                  "grads": ", ".join(SCAN_ARGS) if backward else "none (forward only)",
+                  "bytes": scan_bytes(args.B, args.D, args.N, args.L, backward,
+                                      torch.empty((), dtype=dtype).element_size())}
+        scan = scan_parallel
         if args.case == "scan_loop":
             config["slicing"] = args.slicing
 
+            def scan(*a):
+                return scan_loop(*a, slicing=args.slicing)
+        if dtype == torch.float32:
             def forward():
-                return scan_loop(*leaves, slicing=args.slicing)[0]
-        else:
-            def forward():
-                return scan_parallel(*leaves)[0]
+                return scan(*leaves)[0]
+        else:  # bfloat16 leaves, float32 state and arithmetic, bfloat16 y
+            config["compute_dtype"] = "float32"
 
-    def step():
-        forward().backward(g)
-        for t in leaves:
-            t.grad = None
+            def forward():
+                return scan(*(t.float() for t in leaves))[0].to(dtype)
+
+    if backward:
+        def step():
+            forward().backward(g)
+            for t in leaves:
+                t.grad = None
+    else:
+        def step():
+            with torch.no_grad():
+                forward()
     return step, config
 
 
@@ -299,19 +353,44 @@ def set_malloc(mode):
     return "cached: mallopt M_MMAP_MAX 0, M_TRIM_THRESHOLD 2^31-1"
 
 
+def is_oom(e):
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(e, oom)) or "out of memory" in str(e)
+
+
 def run_bench(args):
     torch.set_num_threads(args.threads)
-    step, config = make_step(args)
-    config["malloc"] = args.malloc_applied
-    load_before = os.getloadavg()[0]
-    times = time_step(step, args.runs, args.warmup)
-    out = {"case": args.case, **config, "threads": args.threads, "dtype": "float32",
-           "impl": "pytorch", "torch_version": torch.__version__,
-           "runs_ms": [round(t, 3) for t in times],
-           "median_ms": sorted(times)[len(times) // 2], "min_ms": min(times),
-           "runs": args.runs, "warmup": args.warmup,
-           "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
-    print(json.dumps(out), flush=True)
+    cuda = args.device == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    gpu = torch.cuda.get_device_name() if cuda else ""
+    cache = {}
+    for mode in args.modes:
+        head = {"case": args.case, "device": args.device, "mode": mode, "gpu": gpu,
+                "threads": args.threads, "dtype": args.dtype, "inner": args.inner}
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            step, config = make_step(args, mode, cache)
+            config["malloc"] = args.malloc_applied
+            load_before = os.getloadavg()[0]
+            times = time_step(step, args.runs, args.warmup, args.inner, sync)
+        except RuntimeError as e:
+            if not (cuda and is_oom(e)):
+                raise
+            print(json.dumps(dict(head, error=f"CUDA out of memory: {str(e)[:300]}")),
+                  flush=True)
+            sys.exit(3)
+        out = {**head, **config, "impl": "pytorch", "torch_version": torch.__version__,
+               "runs_ms": [round(t, 4) for t in times],
+               "median_ms": sorted(times)[len(times) // 2], "min_ms": min(times),
+               "runs": args.runs, "warmup": args.warmup,
+               "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)]}
+        if cuda:
+            out["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        print(json.dumps(out), flush=True)
+        del step
+        if cuda:
+            torch.cuda.empty_cache()
 
 
 # ---------------------------------------------------------------------------
@@ -437,6 +516,13 @@ def main():
                    help="how the loop reads step t (scan_loop, block); see the docstring")
     p.add_argument("--malloc", choices=("cached", "stock"), default="cached",
                    help="glibc malloc keeps freed memory (cached) or returns it (stock)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--mode", default="fwdbwd",
+                   help="fwd, fwdbwd (default) or a comma-separated list (fwd,fwdbwd)")
+    p.add_argument("--inner", type=int, default=1,
+                   help="steps per timed run, one synchronize per run")
+    p.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                   help="input dtype of the scans (bfloat16: float32 state and arithmetic)")
     p.add_argument("--selftest", action="store_true")
     args = p.parse_args()
     args.malloc_applied = set_malloc(args.malloc)
@@ -444,9 +530,18 @@ def main():
         sys.exit(selftest())
     if args.case is None:
         p.error("--case is required (or --selftest)")
+    args.modes = [m for m in args.mode.split(",") if m]
+    if not args.modes or any(m not in ("fwd", "fwdbwd") for m in args.modes):
+        p.error(f"--mode takes fwd, fwdbwd or both comma-separated, got {args.mode!r}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"mamba_torch.py: --device cuda, but torch {torch.__version__} sees no CUDA GPU",
+              file=sys.stderr)
+        sys.exit(2)
+    if args.case == "block" and args.dtype != "float32":
+        p.error("--dtype bfloat16 is for the scans only")
     sizes = ("d_model", "batch", "seq", "N") if args.case == "block" else ("B", "D", "N", "L")
     bad = [f"--{k} {getattr(args, k)}" for k in sizes if getattr(args, k) < 1]
-    if bad or args.runs < 1 or args.warmup < 0 or args.threads < 1:
+    if bad or args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.inner < 1:
         p.error(f"sizes, --runs and --threads must be positive, --warmup >= 0; got "
                 f"{' '.join(bad)} --runs {args.runs} --warmup {args.warmup} "
                 f"--threads {args.threads}")

@@ -9,6 +9,8 @@
 #   tests      every [cuda] test, one process per test file, in parallel
 #   memcheck   compute-sanitizer memcheck over the parity suite
 #   racecheck  compute-sanitizer racecheck over the parity suite
+#   scan       the selective-scan benchmark (bench/run_mamba.py --sweep) against
+#              PyTorch's loop and parallel scans
 #   profile    Nsight Compute kernel times of one bench_ops step per op
 #              (SSM_GPU_PROFILE_OPS, at SSM_GPU_PROFILE_ROWS rows): which
 #              kernels a step launches and how long each takes
@@ -22,7 +24,7 @@ logs=/tmp/ssm_gpu_logs
 rm -rf "$logs"
 mkdir -p "$logs"
 trap 'tar czf "$out/logs.tgz" -C /tmp ssm_gpu_logs' EXIT
-stages=${SSM_GPU_STAGES:-bench,tests,memcheck,racecheck,profile}
+stages=${SSM_GPU_STAGES:-bench,scan,tests,memcheck,racecheck,profile}
 has_stage() { [[ ",$stages," == *",$1,"* ]]; }
 summary() { echo "gpu_check: $*" | tee -a "$out/summary.txt"; }
 t0=$SECONDS
@@ -109,6 +111,13 @@ if has_stage bench; then
     > "$logs/bench.log" 2>&1
   summary "bench rc=$? in $((SECONDS - t0)) s"
   tail -12 "$logs/bench.log"
+fi
+if has_stage scan; then
+  t0=$SECONDS
+  timeout "${SSM_GPU_LIMIT_SCAN:-240}" python3 bench/run_mamba.py --build "$bdir" --device cuda \
+    --sweep --threads 8 --deadline 200 --out "$out/mamba_cuda.json" > "$logs/scan_bench.log" 2>&1
+  summary "scan bench rc=$? in $((SECONDS - t0)) s"
+  tail -30 "$logs/scan_bench.log"
 fi
 if has_stage profile; then
   t0=$SECONDS
