@@ -24,7 +24,8 @@
 
 namespace {
 
-// The first n examples of ds in loader order, their logits from `model`.
+// The first n examples of ds in loader order, their logits from `model`
+// (and, for a sequence-output task, the target tokens as labels).
 ssm::StateDict dump_examples(ssm::Model& model, const ssm::data::Dataset& ds,
                              std::int64_t batch_size, ssm::Device device, std::int64_t n) {
   using namespace ssm;
@@ -43,9 +44,14 @@ ssm::StateDict dump_examples(ssm::Model& model, const ssm::data::Dataset& ds,
     const std::int64_t take = std::min(b.size(), n - got);
     data::Batch part;
     part.x = b.x.narrow(0, 0, take);
-    part.y = b.y.narrow(0, 0, take);
+    // Sequence-output tasks: the labels are the target tokens (B, n) and the
+    // logits those of the last n positions (B, n, C).
+    const bool seq = ds.x2_is_target();
+    part.y = (seq ? b.x2 : b.y).narrow(0, 0, take);
     part.lengths = b.lengths.narrow(0, 0, take);
-    const Tensor out = model.forward(b.x.to(device), b.lengths.to(device));  // (B, C)
+    const Tensor out = seq ? model.forward_outputs(b.x.to(device), b.lengths.to(device),
+                                                   b.x2.size(1))                   // (B, n, C)
+                           : model.forward(b.x.to(device), b.lengths.to(device));  // (B, C)
     logits.push_back(out.narrow(0, 0, take).to(Device::cpu()));
     longest = std::max(longest, part.x.size(1));
     batches.push_back(part);

@@ -123,6 +123,28 @@ Tensor to_device(const Tensor& t, Device d) { return t.device() == d ? t : t.to(
 
 }  // namespace
 
+BatchLoss batch_loss(Model& model, const data::Batch& b, bool sequence_targets, Device device) {
+  const Tensor x = to_device(b.x, device), lengths = to_device(b.lengths, device);
+  if (!sequence_targets) {
+    const Tensor y = to_device(b.y, device);
+    const Tensor logits = model.forward(x, lengths);  // (B, C)
+    return {cross_entropy(logits, y), count_correct(logits, y), b.size()};
+  }
+  // Sequence-output tasks: the target tokens x2 (B, n) are the classes of the
+  // last n positions; the loss is the mean over every target token, the
+  // accuracy counts tokens.
+  SSM_CHECK(b.x2.defined() && b.x2.dim() == 2, "train", "a sequence-output batch needs targets");
+  const std::int64_t B = b.x2.size(0), n = b.x2.size(1);
+  for (const std::int64_t len : b.lengths2.to_vector<std::int64_t>()) {
+    SSM_CHECK(len == n, "train", "sequence targets of different lengths (", len, " and ", n,
+              ") are not supported");
+  }
+  const Tensor logits = model.forward_outputs(x, lengths, n);   // (B, n, C)
+  const Tensor flat = reshape(logits, {B * n, logits.size(2)});  // (B n, C)
+  const Tensor y = to_device(b.x2, device).reshape({B * n});    // (B n)
+  return {cross_entropy(flat, y), count_correct(flat, y), B * n};
+}
+
 EvalResult evaluate_model(Model& model, const data::Dataset& dataset, std::int64_t batch_size,
                           Device device) {
   NoGradGuard no_grad;
@@ -135,16 +157,16 @@ EvalResult evaluate_model(Model& model, const data::Dataset& dataset, std::int64
   double loss_sum = 0.0;
   std::int64_t correct = 0, n = 0;
   data::Batch b;
+  std::int64_t examples = 0;
   while (loader.next(b)) {
-    const Tensor logits = model.forward(to_device(b.x, device), to_device(b.lengths, device));
-    const Tensor y = to_device(b.y, device);
-    const std::int64_t bs = b.size();
-    loss_sum += cross_entropy(logits, y).item<double>() * static_cast<double>(bs);
-    correct += count_correct(logits, y);
-    n += bs;
+    const BatchLoss r = batch_loss(model, b, dataset.x2_is_target(), device);
+    loss_sum += r.loss.item<double>() * static_cast<double>(r.count);
+    correct += r.correct;
+    n += r.count;
+    examples += b.size();
   }
   return {loss_sum / static_cast<double>(n), static_cast<double>(correct) / static_cast<double>(n),
-          n};
+          examples};
 }
 
 // ------------------------------------------------------------------ train
@@ -169,12 +191,12 @@ TrainResult train(const Config& config, const TrainOptions& options) {
     SSM_CHECK(f.good(), "train", (run_dir / "config.yaml").string(), ": cannot write");
   }
 
-  // The classifier backbone takes one input sequence and one label.
-  SSM_CHECK(!splits.train->x2_is_target(), "train", "dataset '", config.data.name,
-            "' has sequence targets (sequence-to-sequence); model '", config.model.name,
-            "' is a classifier (one label per sequence)");
-  SSM_CHECK(!splits.train->get(0).x2.defined(), "train", "dataset '", config.data.name,
-            "' pairs two sequences per example; model '", config.model.name,
+  // The classifier backbone takes one input sequence and one label, or (a
+  // sequence-output task) one sequence and the target tokens of its last
+  // positions.
+  const bool sequence_targets = splits.train->x2_is_target();
+  SSM_CHECK(sequence_targets || !splits.train->get(0).x2.defined(), "train", "dataset '",
+            config.data.name, "' pairs two sequences per example; model '", config.model.name,
             "' takes one sequence");
   Generator dropout_gen(tc.seed, 1);
   std::shared_ptr<Model> model = build_model(config, *splits.train, &dropout_gen);
@@ -296,14 +318,15 @@ TrainResult train(const Config& config, const TrainOptions& options) {
     opt->set_lr_factor(lr_factor(config.scheduler, step, total_steps));
     double loss = 0.0;
     std::int64_t correct = 0;
+    std::int64_t counted = 0;  // examples, or target tokens of a sequence-output task
     for (const auto& b : micro) {
-      const Tensor y = to_device(b.y, device);
-      const Tensor logits = model->forward(to_device(b.x, device), to_device(b.lengths, device));
-      const Tensor l = cross_entropy(logits, y);  // mean over the micro-batch
+      const BatchLoss r = batch_loss(*model, b, sequence_targets, device);
+      const Tensor l = r.loss;  // mean over the micro-batch
       const double w = static_cast<double>(b.size()) / static_cast<double>(n_step);
       backward(mul(l, w));
       loss += l.item<double>() * w;
-      correct += count_correct(logits, y);
+      correct += r.correct;
+      counted += r.count;
     }
     const double grad_norm = clip_grad_norm(param_tensors, tc.grad_clip);
     bool skipped = false;
@@ -342,7 +365,7 @@ TrainResult train(const Config& config, const TrainOptions& options) {
       const double sps = window_s > 0 ? static_cast<double>(window_samples) / window_s : 0.0;
       const double eta = elapsed / static_cast<double>(steps_this_session) *
                          static_cast<double>(total_steps - step);
-      const double acc = static_cast<double>(correct) / static_cast<double>(n_step);
+      const double acc = static_cast<double>(correct) / static_cast<double>(counted);
       if (log_now) {
         json j = {
             {"event", "train"},       {"step", step},        {"epoch", loader.position().epoch},

@@ -34,10 +34,22 @@
 namespace ssm {
 
 struct EvalResult {
-  double loss = 0.0;      // mean cross-entropy over the split
-  double accuracy = 0.0;  // in [0, 1]
+  double loss = 0.0;      // mean cross-entropy over the split (per target token: sequence outputs)
+  double accuracy = 0.0;  // in [0, 1]; per target token for sequence-output tasks
   std::int64_t examples = 0;
 };
+
+// One batch's mean cross-entropy (recorded when grad mode is on), correct
+// predictions and the count they are out of: per example (logits of
+// model.forward against the labels), or, with sequence_targets (a dataset
+// whose x2 holds target tokens), per target token (model.forward_outputs
+// at the last n positions against x2 (B, n)).
+struct BatchLoss {
+  Tensor loss;
+  std::int64_t correct = 0;
+  std::int64_t count = 0;
+};
+BatchLoss batch_loss(Model& model, const data::Batch& b, bool sequence_targets, Device device);
 
 // Mean loss and accuracy of `model` (put in eval mode) over `dataset`, in
 // batches of batch_size, in index order, without recording.

@@ -166,4 +166,21 @@ Tensor SequenceClassifier::forward(const Tensor& x, const Tensor& lengths) {
   return decoder_->forward(pool(h, lengths));  // (B, C)
 }
 
+Tensor SequenceClassifier::forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n) {
+  check_inputs(x, lengths);
+  const std::int64_t L = x.size(1);
+  SSM_CHECK(n >= 1 && n <= L, name_.c_str(), "expected 1 <= outputs <= sequence length ", L,
+            ", got ", n);
+  if (lengths.defined()) {
+    for (const std::int64_t len : lengths.to(DType::Int64).to_vector<std::int64_t>()) {
+      SSM_CHECK(len == L, name_.c_str(),
+                "per-position outputs need unpadded sequences (every length ", L, "), got ", len);
+    }
+  }
+  Tensor h = encode(x);  // (B, L, D)
+  for (const auto& block : *blocks_) h = block->forward(h, Tensor());
+  h = norm_f_->forward(narrow(h, 1, L - n, n));  // (B, n, D)
+  return decoder_->forward(h);                   // (B, n, C)
+}
+
 }  // namespace ssm

@@ -109,6 +109,9 @@ class SequenceClassifier : public Model {
   // x (B, L, d_input) in io.dtype, or (B, L) int32/int64 tokens; lengths (B)
   // int32/int64 in [1, L], or undefined. Returns logits (B, num_classes).
   Tensor forward(const Tensor& x, const Tensor& lengths) override;
+  // The decoder applied at each of the last n positions instead of the
+  // pooled features: (B, n, num_classes). 1 <= n <= L; no padding.
+  Tensor forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n) override;
 
   const std::string& name() const { return name_; }
   const ModelConfig& config() const { return config_; }

@@ -63,6 +63,10 @@ class Model : public Module {
   // lengths: (B) int64 valid lengths (positions >= length are padding), or
   // undefined when every sequence is full. Returns logits (B, num_classes).
   virtual Tensor forward(const Tensor& x, const Tensor& lengths) = 0;
+  // Sequence-output tasks (selective copying): logits at the last n positions,
+  // (B, n, num_classes), for unpadded x (lengths undefined or all L). The
+  // default throws: a model without per-position outputs says so.
+  virtual Tensor forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n);
 };
 
 // Builds model config.name. Parameters are initialised from init_gen;

@@ -28,6 +28,13 @@ const std::vector<std::pair<std::string, ModelBuilder>>& models() {
 
 }  // namespace
 
+Tensor Model::forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n) {
+  (void)x;
+  (void)lengths;
+  (void)n;
+  fail("model", "this model has no per-position outputs (sequence-output tasks need one)");
+}
+
 std::vector<std::string> model_names() {
   std::vector<std::string> names;
   for (const auto& [name, builder] : models()) names.push_back(name);
