@@ -7,6 +7,7 @@
 #include "layers/models/mlp_mixer.h"
 #include "layers/models/model.h"
 #include "layers/models/s4_family.h"
+#include "layers/models/s4d_example.h"
 #include "layers/models/transformer.h"
 
 namespace ssm {
@@ -18,10 +19,15 @@ using ModelBuilder = std::shared_ptr<Model> (*)(const ModelConfig&, const ModelI
 
 const std::vector<std::pair<std::string, ModelBuilder>>& models() {
   static const std::vector<std::pair<std::string, ModelBuilder>> kModels = {
-      {"mlp_mixer", &make_mlp_mixer},     {"s4d", &make_s4_family_model},
-      {"s4", &make_s4_family_model},      {"lssl", &make_s4_family_model},
-      {"rtf", &make_s4_family_model},     {"mamba", &make_mamba_model},
-      {"mambaout", &make_mambaout_model}, {"transformer", &make_transformer_model},
+      {"mlp_mixer", &make_mlp_mixer},
+      {"s4d", &make_s4_family_model},
+      {"s4", &make_s4_family_model},
+      {"lssl", &make_s4_family_model},
+      {"rtf", &make_s4_family_model},
+      {"mamba", &make_mamba_model},
+      {"mambaout", &make_mambaout_model},
+      {"transformer", &make_transformer_model},
+      {"s4d_example", &make_s4d_example_model},
   };
   return kModels;
 }
