@@ -25,6 +25,9 @@
 #include "kernels/common.h"
 #include "kernels/cpu/simd_math.h"
 #include "kernels/fft.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/s4.h"
+#endif
 
 namespace ssm::kernels {
 
@@ -199,6 +202,7 @@ inline void disc_backward(const DiscDeriv& d, cd g_dA, cd g_dB, cd& g_A, double&
 // ---------------------------------------------------------------- diag_discretize
 
 DiagDiscrete diag_discretize_forward(const Tensor& dt, const Tensor& A, const std::string& method) {
+  SSM_CUDA_DISPATCH(dt, cuda::diag_discretize_forward(dt, A, method));
   const char* op = "diag_discretize";
   require_cpu(op, {&dt, &A});
   const Disc disc = parse_method(op, method);
@@ -224,6 +228,8 @@ DiagDiscrete diag_discretize_forward(const Tensor& dt, const Tensor& A, const st
 DiagDiscretizeGrads diag_discretize_backward(const Tensor& grad_dA, const Tensor& grad_dB,
                                              const Tensor& dt, const Tensor& A,
                                              const std::string& method, bool need_dt, bool need_A) {
+  SSM_CUDA_DISPATCH(
+      dt, cuda::diag_discretize_backward(grad_dA, grad_dB, dt, A, method, need_dt, need_A));
   const char* op = "diag_discretize_backward";
   require_cpu(op, {&grad_dA, &grad_dB, &dt, &A});
   const Disc disc = parse_method(op, method);
@@ -325,6 +331,7 @@ void load_s4d_feature(Disc disc, std::int64_t h, const S4DShapes& s, const T* dt
 
 Tensor s4d_kernel_forward(const Tensor& dt, const Tensor& A, const Tensor& B, const Tensor& C,
                           std::int64_t L, const std::string& method) {
+  SSM_CUDA_DISPATCH(dt, cuda::s4d_kernel_forward(dt, A, B, C, L, method));
   const char* op = "s4d_kernel";
   require_cpu(op, {&dt, &A, &B, &C});
   const Disc disc = parse_method(op, method);
@@ -367,6 +374,8 @@ Tensor s4d_kernel_forward(const Tensor& dt, const Tensor& A, const Tensor& B, co
 S4DKernelGrads s4d_kernel_backward(const Tensor& grad, const Tensor& dt, const Tensor& A,
                                    const Tensor& B, const Tensor& C, const std::string& method,
                                    bool need_dt, bool need_A, bool need_B, bool need_C) {
+  SSM_CUDA_DISPATCH(
+      dt, cuda::s4d_kernel_backward(grad, dt, A, B, C, method, need_dt, need_A, need_B, need_C));
   const char* op = "s4d_kernel_backward";
   require_cpu(op, {&grad, &dt, &A, &B, &C});
   const Disc disc = parse_method(op, method);
@@ -714,6 +723,7 @@ struct DplrFeature {
 
 Tensor s4_dplr_kernel_forward(const Tensor& dt, const Tensor& Lambda, const Tensor& P,
                               const Tensor& B, const Tensor& C, std::int64_t L) {
+  SSM_CUDA_DISPATCH(dt, cuda::s4_dplr_kernel_forward(dt, Lambda, P, B, C, L));
   const char* op = "s4_dplr_kernel";
   require_cpu(op, {&dt, &Lambda, &P, &B, &C});
   check_length(op, L);
@@ -752,6 +762,8 @@ S4DplrKernelGrads s4_dplr_kernel_backward(const Tensor& grad, const Tensor& dt,
                                           const Tensor& Lambda, const Tensor& P, const Tensor& B,
                                           const Tensor& C, bool need_dt, bool need_Lambda,
                                           bool need_P, bool need_B, bool need_C) {
+  SSM_CUDA_DISPATCH(dt, cuda::s4_dplr_kernel_backward(grad, dt, Lambda, P, B, C, need_dt,
+                                                      need_Lambda, need_P, need_B, need_C));
   const char* op = "s4_dplr_kernel_backward";
   require_cpu(op, {&grad, &dt, &Lambda, &P, &B, &C});
   const DplrShapes s = check_dplr(op, dt, Lambda, P, B, C);
@@ -923,6 +935,7 @@ StepShapes check_step(const char* op, const Tensor& u_t, const Tensor& state, co
 
 Tensor s4d_step(const Tensor& u_t, Tensor& state, const Tensor& dA, const Tensor& dB,
                 const Tensor& C) {
+  SSM_CUDA_DISPATCH(u_t, cuda::s4d_step(u_t, state, dA, dB, C));
   const char* op = "s4d_step";
   require_cpu(op, {&u_t, &state, &dA, &dB, &C});
   const StepShapes s = check_step(op, u_t, state, dB, C);
@@ -959,6 +972,7 @@ Tensor s4d_step(const Tensor& u_t, Tensor& state, const Tensor& dA, const Tensor
 
 Tensor s4_dense_step(const Tensor& u_t, Tensor& state, const Tensor& dA, const Tensor& dA_conj,
                      const Tensor& dB, const Tensor& C) {
+  SSM_CUDA_DISPATCH(u_t, cuda::s4_dense_step(u_t, state, dA, dA_conj, dB, C));
   const char* op = "s4_dense_step";
   require_cpu(op, {&u_t, &state, &dA, &dA_conj, &dB, &C});
   const StepShapes s = check_step(op, u_t, state, dB, C);
