@@ -43,6 +43,9 @@
 #include "core/dispatch.h"
 #include "kernels/common.h"
 #include "kernels/fft.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/fftconv.h"
+#endif
 
 namespace ssm::kernels {
 
@@ -198,6 +201,8 @@ std::int64_t fft_conv_size(std::int64_t L) {
 // y[b, c, h, :] = irfft(R[c, h] rfft(u_pad[b, h]), n)[:L], R = rfft(r) of the
 // combined kernel row r = k + D delta + circularly reversed k_rev.
 Tensor fft_conv_forward(const Tensor& u, const Tensor& k, const Tensor& D, const Tensor& k_rev) {
+  // (An undefined u falls through to the checks below, which name the op.)
+  if (u.defined()) SSM_CUDA_DISPATCH(u, cuda::fft_conv_forward(u, k, D, k_rev));
   const Dims d = check_inputs(u, k, D, k_rev);
   require_cpu(kOp, {&u, &k, &D, &k_rev});
   if (d.empty()) return Tensor::zeros({d.B, d.C, d.H, d.L}, u.dtype(), u.device());
@@ -246,6 +251,10 @@ Tensor fft_conv_forward(const Tensor& u, const Tensor& k, const Tensor& D, const
 FftConvGrads fft_conv_backward(const Tensor& grad_y, const Tensor& u, const Tensor& k,
                                const Tensor& D, const Tensor& k_rev, bool need_u, bool need_k,
                                bool need_D, bool need_k_rev) {
+  // (An undefined u falls through to the checks below, which name the op.)
+  if (u.defined())
+    SSM_CUDA_DISPATCH(
+        u, cuda::fft_conv_backward(grad_y, u, k, D, k_rev, need_u, need_k, need_D, need_k_rev));
   const Dims d = check_inputs(u, k, D, k_rev);
   SSM_CHECK(grad_y.defined(), kOp, "grad_y is undefined");
   check_same_device(kOp, u, grad_y);

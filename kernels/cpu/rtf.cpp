@@ -18,6 +18,9 @@
 #include "kernels/common.h"
 #include "kernels/fft.h"
 #include "kernels/lssl.h"
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/rtf.h"
+#endif
 
 namespace ssm::kernels {
 
@@ -67,6 +70,8 @@ void pad_poly(T lead, const T* coef, std::int64_t n, std::int64_t L, T* pad) {
 // Per feature h: Â = rfft([1, a_h]) (L points); per row (c, h):
 // K = irfft(rfft([0, b_ch]) / Â + h0_ch, L).
 Tensor rtf_kernel_forward(const Tensor& a, const Tensor& b, const Tensor& h0, std::int64_t L) {
+  // (An undefined a falls through to the checks below, which name the op.)
+  if (a.defined()) SSM_CUDA_DISPATCH(a, cuda::rtf_kernel_forward(a, b, h0, L));
   const char* op = "rtf_kernel";
   SSM_CHECK(h0.defined(), op, "h0 is undefined");
   const RtfShapes s = check_rtf(op, a, b, h0);
@@ -107,6 +112,9 @@ Tensor rtf_kernel_forward(const Tensor& a, const Tensor& b, const Tensor& h0, st
 // See kernels/rtf.h. One feature h per thread: Â once, then each channel c in order.
 RtfGrads rtf_kernel_backward(const Tensor& grad, const Tensor& a, const Tensor& b, bool need_a,
                              bool need_b, bool need_h0) {
+  // (An undefined a falls through to the checks below, which name the op.)
+  if (a.defined())
+    SSM_CUDA_DISPATCH(a, cuda::rtf_kernel_backward(grad, a, b, need_a, need_b, need_h0));
   const char* op = "rtf_kernel";
   const RtfShapes s = check_rtf(op, a, b, Tensor());
   SSM_CHECK(grad.defined() && grad.dim() == 3 && grad.size(0) == s.Cc && grad.size(1) == s.H, op,
@@ -168,6 +176,8 @@ RtfGrads rtf_kernel_backward(const Tensor& grad, const Tensor& a, const Tensor& 
 
 // Per feature, in float64: A^L by binary powering, then (I - A^L)^T C^T = b̃^T.
 Tensor rtf_state_space_C(const Tensor& a, const Tensor& b, std::int64_t L) {
+  // (An undefined a falls through to the checks below, which name the op.)
+  if (a.defined()) SSM_CUDA_DISPATCH(a, cuda::rtf_state_space_C(a, b, L));
   const char* op = "rtf_state_space_C";
   const RtfShapes s = check_rtf(op, a, b, Tensor());
   check_length(op, s, L);
@@ -229,6 +239,8 @@ Tensor rtf_state_space_C(const Tensor& a, const Tensor& b, std::int64_t L) {
 // y = C x + h0 u; x' = (u - a . x, x_0, ..., x_{n-2}). Rows (b, h) in parallel.
 Tensor rtf_step(const Tensor& a, const Tensor& C, const Tensor& h0, const Tensor& u_t,
                 Tensor& state) {
+  // (An undefined a falls through to the checks below, which name the op.)
+  if (a.defined()) SSM_CUDA_DISPATCH(a, cuda::rtf_step(a, C, h0, u_t, state));
   const char* op = "rtf_step";
   SSM_CHECK(h0.defined() && u_t.defined() && state.defined(), op, "tensor is undefined");
   const RtfShapes s = check_rtf(op, a, C, h0);
