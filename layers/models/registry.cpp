@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "layers/models/mamba_family.h"
+#include "layers/models/mamba_lm.h"
 #include "layers/models/mlp_mixer.h"
 #include "layers/models/model.h"
 #include "layers/models/s4_family.h"
@@ -28,6 +29,7 @@ const std::vector<std::pair<std::string, ModelBuilder>>& models() {
       {"mambaout", &make_mambaout_model},
       {"transformer", &make_transformer_model},
       {"s4d_example", &make_s4d_example_model},
+      {"mamba_lm", &make_mamba_lm_model},
   };
   return kModels;
 }
