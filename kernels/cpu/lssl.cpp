@@ -26,6 +26,10 @@
 #include "kernels/common.h"
 #include "kernels/fft.h"
 
+#if defined(SSM_WITH_CUDA)
+#include "kernels/cuda/lssl.h"
+#endif
+
 namespace ssm::kernels {
 
 // ---------------------------------------------------------------- dense float64 helpers
@@ -393,6 +397,7 @@ KrylovShapes check_krylov(const char* op, const Tensor& dA, const Tensor& dB, co
 // LU(M) and [Ā | B̄] = M^{-1} R.
 Discretized gbt_discretize_forward(const Tensor& A, const Tensor& B, const Tensor& dt,
                                    double alpha) {
+  SSM_CUDA_DISPATCH(A, cuda::gbt_discretize_forward(A, B, dt, alpha));
   const char* op = "gbt_discretize";
   const DiscShapes s = check_discretize(op, A, B, dt);
   SSM_CHECK(alpha >= 0.0 && alpha <= 1.0, op, "alpha must be in [0, 1], got ", alpha);
@@ -449,6 +454,8 @@ DiscretizeGrads gbt_discretize_backward(const Tensor& grad_dA, const Tensor& gra
                                         const Tensor& A, const Tensor& B, const Tensor& dt,
                                         double alpha, const Tensor& dA, const Tensor& dB,
                                         bool need_A, bool need_B, bool need_dt) {
+  SSM_CUDA_DISPATCH(A, cuda::gbt_discretize_backward(grad_dA, grad_dB, A, B, dt, alpha, dA, dB,
+                                                     need_A, need_B, need_dt));
   const char* op = "gbt_discretize";
   const DiscShapes s = check_discretize(op, A, B, dt);
   const std::int64_t H = s.H, N = s.N;
@@ -539,6 +546,7 @@ DiscretizeGrads gbt_discretize_backward(const Tensor& grad_dA, const Tensor& gra
 
 // Per feature: E = expm(dt [[A, B], [0, 0]]) ((N + 1) x (N + 1)); Ā = E[:N, :N], B̄ = E[:N, N].
 Discretized zoh_discretize_dense_forward(const Tensor& A, const Tensor& B, const Tensor& dt) {
+  SSM_CUDA_DISPATCH(A, cuda::zoh_discretize_dense_forward(A, B, dt));
   const char* op = "zoh_discretize_dense";
   const DiscShapes s = check_discretize(op, A, B, dt);
   require_cpu(op, {&A, &B, &dt});
@@ -579,6 +587,8 @@ Discretized zoh_discretize_dense_forward(const Tensor& A, const Tensor& B, const
 DiscretizeGrads zoh_discretize_dense_backward(const Tensor& grad_dA, const Tensor& grad_dB,
                                               const Tensor& A, const Tensor& B, const Tensor& dt,
                                               bool need_A, bool need_B, bool need_dt) {
+  SSM_CUDA_DISPATCH(
+      A, cuda::zoh_discretize_dense_backward(grad_dA, grad_dB, A, B, dt, need_A, need_B, need_dt));
   const char* op = "zoh_discretize_dense";
   const DiscShapes s = check_discretize(op, A, B, dt);
   const std::int64_t H = s.H, N = s.N, N1 = N + 1, N2 = 2 * N1;
@@ -669,6 +679,7 @@ DiscretizeGrads zoh_discretize_dense_backward(const Tensor& grad_dA, const Tenso
 // Per feature h: X_h = krylov_columns(Ā_h, B̄_h) (N, L); K[:, h, :] = C[:, h, :] X_h (one GEMM).
 KrylovResult krylov_kernel_forward(const Tensor& dA, const Tensor& dB, const Tensor& C,
                                    std::int64_t L) {
+  SSM_CUDA_DISPATCH(dA, cuda::krylov_kernel_forward(dA, dB, C, L));
   const char* op = "krylov_kernel";
   SSM_CHECK(dB.defined(), op, "dB is undefined");
   const KrylovShapes s = check_krylov(op, dA, dB, C);
@@ -704,6 +715,7 @@ KrylovResult krylov_kernel_forward(const Tensor& dA, const Tensor& dB, const Ten
 // then grad_Ā = Z X^T (GEMM).
 KrylovGrads krylov_kernel_backward(const Tensor& grad, const Tensor& dA, const Tensor& C,
                                    const Tensor& X, bool need_dA, bool need_dB, bool need_C) {
+  SSM_CUDA_DISPATCH(dA, cuda::krylov_kernel_backward(grad, dA, C, X, need_dA, need_dB, need_C));
   const char* op = "krylov_kernel";
   const KrylovShapes s = check_krylov(op, dA, Tensor(), C);
   const std::int64_t H = s.H, N = s.N, Cc = s.Cc;
@@ -793,6 +805,7 @@ KrylovGrads krylov_kernel_backward(const Tensor& grad, const Tensor& dA, const T
 // x' = Ā_h x + B̄_h u;  y[b, c, h] = C[c, h] x'. Rows (b, h) in parallel.
 Tensor dense_ssm_step(const Tensor& dA, const Tensor& dB, const Tensor& C, const Tensor& u_t,
                       Tensor& state) {
+  SSM_CUDA_DISPATCH(dA, cuda::dense_ssm_step(dA, dB, C, u_t, state));
   const char* op = "dense_ssm_step";
   SSM_CHECK(dB.defined() && u_t.defined() && state.defined(), op, "tensor is undefined");
   const KrylovShapes s = check_krylov(op, dA, dB, C);
