@@ -34,17 +34,30 @@ struct Field {
 
 const std::vector<Field<ModelConfig>>& model_fields() {
   static const std::vector<Field<ModelConfig>> fields = {
-      {"name", &ModelConfig::name, true},   {"d_model", &ModelConfig::d_model},
-      {"n_layers", &ModelConfig::n_layers}, {"d_state", &ModelConfig::d_state},
-      {"dropout", &ModelConfig::dropout},   {"norm", &ModelConfig::norm},
-      {"prenorm", &ModelConfig::prenorm},   {"pooling", &ModelConfig::pooling},
-      {"expand", &ModelConfig::expand},     {"init", &ModelConfig::init},
-      {"disc", &ModelConfig::disc},         {"alpha", &ModelConfig::alpha},
-      {"dt_min", &ModelConfig::dt_min},     {"dt_max", &ModelConfig::dt_max},
-      {"channels", &ModelConfig::channels}, {"bidirectional", &ModelConfig::bidirectional},
-      {"learn_a", &ModelConfig::learn_a},   {"rank", &ModelConfig::rank},
-      {"d_conv", &ModelConfig::d_conv},     {"n_heads", &ModelConfig::n_heads},
-      {"causal", &ModelConfig::causal},     {"positions", &ModelConfig::positions},
+      {"name", &ModelConfig::name, true},
+      {"d_model", &ModelConfig::d_model},
+      {"n_layers", &ModelConfig::n_layers},
+      {"d_state", &ModelConfig::d_state},
+      {"dropout", &ModelConfig::dropout},
+      {"norm", &ModelConfig::norm},
+      {"prenorm", &ModelConfig::prenorm},
+      {"pooling", &ModelConfig::pooling},
+      {"expand", &ModelConfig::expand},
+      {"init", &ModelConfig::init},
+      {"disc", &ModelConfig::disc},
+      {"alpha", &ModelConfig::alpha},
+      {"dt_min", &ModelConfig::dt_min},
+      {"dt_max", &ModelConfig::dt_max},
+      {"channels", &ModelConfig::channels},
+      {"bidirectional", &ModelConfig::bidirectional},
+      {"learn_a", &ModelConfig::learn_a},
+      {"rank", &ModelConfig::rank},
+      {"d_conv", &ModelConfig::d_conv},
+      {"n_heads", &ModelConfig::n_heads},
+      {"causal", &ModelConfig::causal},
+      {"positions", &ModelConfig::positions},
+      {"patch_size", &ModelConfig::patch_size},
+      {"drop_path", &ModelConfig::drop_path},
   };
   return fields;
 }
@@ -534,6 +547,8 @@ void check_model(const Document& doc, const ModelConfig& m) {
                           .append(std::to_string(m.n_heads)));
   }
   c.one_of(m.positions, "positions", {"learned", "sinusoidal"});
+  c.require(m.patch_size >= 1, "patch_size", "must be >= 1");
+  c.require(m.drop_path >= 0.0 && m.drop_path < 1.0, "drop_path", "must be in [0, 1)");
 }
 
 void check_data(const Document& doc, const DataConfig& d) {

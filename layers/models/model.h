@@ -43,6 +43,12 @@ struct ModelConfig {
   std::int64_t n_heads = 4;
   bool causal = false;
   std::string positions = "learned";
+  // Image models (vim, mambaout_image): square images arrive as sequences
+  // (B, S*S, channels), row-major pixels (sfashion: 28 x 28 x 1); patch_size
+  // divides S. drop_path: stochastic depth, the largest rate (vim: the rate
+  // of block i grows linearly from 0 to drop_path).
+  std::int64_t patch_size = 4;
+  double drop_path = 0.0;
 };
 
 // What the data fixes about a model's ends.

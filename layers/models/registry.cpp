@@ -10,6 +10,7 @@
 #include "layers/models/s4_family.h"
 #include "layers/models/s4d_example.h"
 #include "layers/models/transformer.h"
+#include "layers/models/vision.h"
 
 namespace ssm {
 
@@ -30,6 +31,8 @@ const std::vector<std::pair<std::string, ModelBuilder>>& models() {
       {"transformer", &make_transformer_model},
       {"s4d_example", &make_s4d_example_model},
       {"mamba_lm", &make_mamba_lm_model},
+      {"vim", &make_vim_model},
+      {"mambaout_image", &make_mambaout_image_model},
   };
   return kModels;
 }
