@@ -49,9 +49,15 @@ ssm::StateDict dump_examples(ssm::Model& model, const ssm::data::Dataset& ds,
     const bool seq = ds.x2_is_target();
     part.y = (seq ? b.x2 : b.y).narrow(0, 0, take);
     part.lengths = b.lengths.narrow(0, 0, take);
-    const Tensor out = seq ? model.forward_outputs(b.x.to(device), b.lengths.to(device),
-                                                   b.x2.size(1))                   // (B, n, C)
-                           : model.forward(b.x.to(device), b.lengths.to(device));  // (B, C)
+    Tensor out;
+    if (seq) {
+      out = model.forward_outputs(b.x.to(device), b.lengths.to(device), b.x2.size(1));  // (B, n, C)
+    } else if (b.x2.defined()) {  // a paired task: the two-tower head
+      out = model.forward_pair(b.x.to(device), b.lengths.to(device), b.x2.to(device),
+                               b.lengths2.to(device));  // (B, C)
+    } else {
+      out = model.forward(b.x.to(device), b.lengths.to(device));  // (B, C)
+    }
     logits.push_back(out.narrow(0, 0, take).to(Device::cpu()));
     longest = std::max(longest, part.x.size(1));
     batches.push_back(part);

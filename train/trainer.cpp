@@ -52,6 +52,8 @@ std::shared_ptr<Model> build_model(const Config& config, const data::Dataset& ds
   // tasks: data.max_len, a fixed pad_length).
   if (ds.size() > 0) io.max_len = ds.get(0).x.size(0);
   io.max_len = std::max({io.max_len, config.data.max_len, config.data.pad_length});
+  // Two sequences per example that are not targets: a paired task.
+  io.paired = ds.size() > 0 && !ds.x2_is_target() && ds.get(0).x2.defined();
   return make_model(config.model, io, init_gen, dropout_gen);
 }
 
@@ -127,7 +129,10 @@ BatchLoss batch_loss(Model& model, const data::Batch& b, bool sequence_targets, 
   const Tensor x = to_device(b.x, device), lengths = to_device(b.lengths, device);
   if (!sequence_targets) {
     const Tensor y = to_device(b.y, device);
-    const Tensor logits = model.forward(x, lengths);  // (B, C)
+    // A paired task (x2 is the second sequence): the two-tower head.
+    const Tensor logits = b.x2.defined() ? model.forward_pair(x, lengths, to_device(b.x2, device),
+                                                              to_device(b.lengths2, device))
+                                         : model.forward(x, lengths);  // (B, C)
     return {cross_entropy(logits, y), count_correct(logits, y), b.size()};
   }
   // Sequence-output tasks: the target tokens x2 (B, n) are the classes of the
@@ -139,9 +144,9 @@ BatchLoss batch_loss(Model& model, const data::Batch& b, bool sequence_targets, 
     SSM_CHECK(len == n, "train", "sequence targets of different lengths (", len, " and ", n,
               ") are not supported");
   }
-  const Tensor logits = model.forward_outputs(x, lengths, n);   // (B, n, C)
+  const Tensor logits = model.forward_outputs(x, lengths, n);    // (B, n, C)
   const Tensor flat = reshape(logits, {B * n, logits.size(2)});  // (B n, C)
-  const Tensor y = to_device(b.x2, device).reshape({B * n});    // (B n)
+  const Tensor y = to_device(b.x2, device).reshape({B * n});     // (B n)
   return {cross_entropy(flat, y), count_correct(flat, y), B * n};
 }
 
@@ -191,13 +196,10 @@ TrainResult train(const Config& config, const TrainOptions& options) {
     SSM_CHECK(f.good(), "train", (run_dir / "config.yaml").string(), ": cannot write");
   }
 
-  // The classifier backbone takes one input sequence and one label, or (a
-  // sequence-output task) one sequence and the target tokens of its last
-  // positions.
+  // One input sequence and one label; or (a sequence-output task) one
+  // sequence and the target tokens of its last positions; or (a paired task)
+  // two sequences and one label, through the model's two-tower head.
   const bool sequence_targets = splits.train->x2_is_target();
-  SSM_CHECK(sequence_targets || !splits.train->get(0).x2.defined(), "train", "dataset '",
-            config.data.name, "' pairs two sequences per example; model '", config.model.name,
-            "' takes one sequence");
   Generator dropout_gen(tc.seed, 1);
   std::shared_ptr<Model> model = build_model(config, *splits.train, &dropout_gen);
   model->to(device);

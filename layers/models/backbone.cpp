@@ -94,6 +94,10 @@ SequenceClassifier::SequenceClassifier(const std::string& name, const ModelConfi
         config.prenorm, std::move(ff_norm), std::move(ff)));
   }
   norm_f_ = register_module("norm_f", make_norm(config.norm, d, 1e-5, io.dtype));
+  if (io.paired) {
+    pair_mlp_ =
+        register_module("pair_mlp", std::make_shared<Linear>(4 * d, d, true, init_gen, io.dtype));
+  }
   decoder_ = register_module("decoder",
                              std::make_shared<Linear>(d, io.num_classes, true, init_gen, io.dtype));
 }
@@ -158,12 +162,29 @@ Tensor SequenceClassifier::pool(const Tensor& h, const Tensor& lengths) const {
   return squeeze(gather(h, 1, idx), 1);                                    // (B, D)
 }
 
-Tensor SequenceClassifier::forward(const Tensor& x, const Tensor& lengths) {
+Tensor SequenceClassifier::features(const Tensor& x, const Tensor& lengths) {
   check_inputs(x, lengths);
   Tensor h = encode(x);  // (B, L, D)
   for (const auto& block : *blocks_) h = block->forward(h, lengths);
-  h = norm_f_->forward(h);                     // (B, L, D)
-  return decoder_->forward(pool(h, lengths));  // (B, C)
+  h = norm_f_->forward(h);  // (B, L, D)
+  return pool(h, lengths);  // (B, D)
+}
+
+Tensor SequenceClassifier::forward(const Tensor& x, const Tensor& lengths) {
+  SSM_CHECK(!pair_mlp_, name_.c_str(),
+            "was built for paired inputs (a two-tower head): use forward_pair");
+  return decoder_->forward(features(x, lengths));  // (B, C)
+}
+
+Tensor SequenceClassifier::forward_pair(const Tensor& x1, const Tensor& lengths1, const Tensor& x2,
+                                        const Tensor& lengths2) {
+  SSM_CHECK(pair_mlp_ != nullptr, name_.c_str(),
+            "has no two-tower head (build it with io.paired for a paired task)");
+  SSM_CHECK(x1.defined() && x2.defined() && x1.size(0) == x2.size(0), name_.c_str(),
+            "expected two batches of the same size, got ", x1.desc(), " and ", x2.desc());
+  const Tensor u = features(x1, lengths1), v = features(x2, lengths2);  // (B, D) each
+  const Tensor f = cat({u, v, mul(u, v), sub(u, v)}, 1);                // (B, 4D)
+  return decoder_->forward(gelu(pair_mlp_->forward(f)));                // (B, C)
 }
 
 Tensor SequenceClassifier::forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n) {

@@ -22,6 +22,12 @@
 //            lengths), or h at position length - 1 ("last")  (B, D)
 //   logits = decoder(pooled)                                  (B, C)
 //
+// Paired tasks (io.paired, LRA Retrieval), the two-tower head of the LRA
+// and S4 code: both sequences go through the same encoder and blocks, giving
+// pooled u and v (B, D); then
+//   logits = decoder(gelu(pair_mlp([u, v, u * v, u - v])))   pair_mlp: Linear 4D -> D
+// with pair_mlp.weight (D, 4D), pair_mlp.bias (D) registered before decoder.
+//
 // Parameters are created in io.dtype (float32, or float64 for gradient
 // checks); float inputs must have that dtype too. Initialisation draws from
 // init_gen in registration order: encoder, each block's mixer, decoder.
@@ -112,6 +118,9 @@ class SequenceClassifier : public Model {
   // The decoder applied at each of the last n positions instead of the
   // pooled features: (B, n, num_classes). 1 <= n <= L; no padding.
   Tensor forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n) override;
+  // The two-tower head (io.paired): logits (B, num_classes).
+  Tensor forward_pair(const Tensor& x1, const Tensor& lengths1, const Tensor& x2,
+                      const Tensor& lengths2) override;
 
   const std::string& name() const { return name_; }
   const ModelConfig& config() const { return config_; }
@@ -125,6 +134,7 @@ class SequenceClassifier : public Model {
 
  private:
   Tensor pool(const Tensor& h, const Tensor& lengths) const;  // (B, L, D) -> (B, D)
+  Tensor features(const Tensor& x, const Tensor& lengths);    // pooled (B, D)
   void check_inputs(const Tensor& x, const Tensor& lengths) const;
 
   std::string name_;
@@ -134,6 +144,7 @@ class SequenceClassifier : public Model {
   std::shared_ptr<Embedding> token_encoder_;           // token inputs
   std::shared_ptr<ModuleList<ResidualBlock>> blocks_;  // `layers`
   std::shared_ptr<Norm> norm_f_;
+  std::shared_ptr<Linear> pair_mlp_;  // paired tasks only
   std::shared_ptr<Linear> decoder_;
 };
 

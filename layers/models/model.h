@@ -61,6 +61,9 @@ struct ModelIO {
   // Longest sequence the data holds (0: unknown). transformer with learned
   // positions sizes pos_embedding by it (and needs it >= 1).
   std::int64_t max_len = 0;
+  // Each example is a pair of sequences (LRA Retrieval): the classifier
+  // backbone adds its two-tower head (forward_pair).
+  bool paired = false;
 };
 
 class Model : public Module {
@@ -73,6 +76,10 @@ class Model : public Module {
   // (B, n, num_classes), for unpadded x (lengths undefined or all L). The
   // default throws: a model without per-position outputs says so.
   virtual Tensor forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n);
+  // Paired tasks (io.paired): logits (B, num_classes) of the pair (x1, x2),
+  // each (B, L_k[, d_input]) with lengths (B) or undefined. The default throws.
+  virtual Tensor forward_pair(const Tensor& x1, const Tensor& lengths1, const Tensor& x2,
+                              const Tensor& lengths2);
 };
 
 // Builds model config.name. Parameters are initialised from init_gen;

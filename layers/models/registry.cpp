@@ -46,6 +46,15 @@ Tensor Model::forward_outputs(const Tensor& x, const Tensor& lengths, std::int64
   fail("model", "this model has no per-position outputs (sequence-output tasks need one)");
 }
 
+Tensor Model::forward_pair(const Tensor& x1, const Tensor& lengths1, const Tensor& x2,
+                           const Tensor& lengths2) {
+  (void)x1;
+  (void)lengths1;
+  (void)x2;
+  (void)lengths2;
+  fail("model", "this model has no two-tower head (paired tasks such as LRA Retrieval need one)");
+}
+
 std::vector<std::string> model_names() {
   std::vector<std::string> names;
   for (const auto& [name, builder] : models()) names.push_back(name);
