@@ -1,12 +1,36 @@
 #!/usr/bin/python3
 """The PyTorch half of bench/run_ssm.py: four S4-family layers in plain
-PyTorch (CPU, float32, no extension packages), timed forward + backward, one
-JSON object per call.
+PyTorch (float32, no extension packages; torch.fft as the reference S4 code
+without its extensions), timed forward + backward on the CPU or a CUDA GPU,
+one JSON object per case.
 
 Usage:
-  ssm_torch.py --layer s4d|s4|rtf|lssl [--H 128 --N 64 --L 1024 --B 16]
-               [--runs 10 --warmup 3] --threads T [--memory]
+  ssm_torch.py --layer s4d|s4|rtf|lssl [--what layer|kernel|fftconv[,...]]
+               [--H 128 --N 64 --L 1024 --B 16] [--runs 10 --warmup 3]
+               --threads T [--device cpu|cuda] [--inner K] [--memory]
   ssm_torch.py --selftest
+
+--what (a comma-separated list runs each in turn, one JSON object each,
+"what" saying which; default layer):
+  layer    the whole layer below: u (B, H, L) -> (B, H, L); gradients of u and
+           of every parameter.
+  kernel   the layer's kernel generation alone, K = kernel(L) (H, L) from the
+           same parameters as the layer (the Vandermonde product of s4d, the
+           Cauchy + Woodbury + irfft of s4, ...); gradients of its parameters.
+  fftconv  the FFT convolution alone: irfft(rfft(u, 2L) * rfft(k, 2L))[:L] + D u,
+           u (B, H, L), k (H, L), D (H); gradients of u, k and D. Needs no
+           --layer (the JSON has no "layer" and no "N").
+--device cuda: the inputs and parameters are drawn on the CPU (the same values
+as a CPU run), then moved to the GPU; torch.cuda.synchronize() before and after
+every timed run. TF32 is turned off (cuDNN's convolutions use it by default;
+ssmkit computes in exact float32 unless told otherwise). The JSON has "gpu"
+(torch.cuda.get_device_name(); "" on the CPU) and "peak_gpu_memory_gib"
+(torch.cuda.max_memory_allocated over the case). A CUDA out-of-memory prints a
+JSON object with "error" and exits with 3.
+--inner K: a timed run is K steps back to back, then one synchronize; the time
+reported is per step. --inner 0: chosen after the warmup (then at least one
+step) from one synchronized step of t ms: K = ceil(20 / t) clamped to [1, 32]
+(bench_ssm's rule).
 
 Every layer maps u (B, H, L) -> (B, H, L) the same way:
   K = kernel(L)                                            # (H, L)
@@ -38,14 +62,17 @@ and the four differ only in how K is built from their parameters:
         Krylov doubling, materialising (H, N, L).
 log_dt ~ U[log 1e-3, log 1e-1] for all but rtf (which has no dt).
 
-Timing: each run is one forward and one backward of sum(y * g) with g a fixed
-random (B, H, L) tensor (computed as y.backward(g), the same gradients without
+Timing: each step is one forward and one backward of sum(y * g) with g a fixed
+random tensor of y's shape (computed as y.backward(g), the same gradients without
 the extra product); u is a leaf that requires grad (as inside a network), so
 the backward computes the input gradient as well as the parameter gradients.
-Gradients are dropped (set to None) after each run.
+(--what kernel: no input; fftconv: u, k and D are leaves.) Gradients are
+dropped (set to None) after each step.
 
-Memory (--memory, meant to run in a fresh process): two figures, both above
-the baseline taken after the layer, u and g are built.
+Memory (--memory, one --what, meant to run in a fresh process): on the CPU two
+figures, both above the baseline taken after the layer, u and g are built;
+on cuda one, peak_bytes = torch.cuda.max_memory_allocated during the second
+step minus memory_allocated before it.
   peak_bytes      the allocator-level peak: the running sum of every tensor
                   allocation and free that torch's CPU allocator reports to
                   torch.profiler (profile_memory=True) during one
@@ -72,6 +99,7 @@ import argparse
 import gc
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -81,6 +109,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 LAYERS = ("s4d", "s4", "rtf", "lssl")
+WHATS = ("layer", "kernel", "fftconv")
 
 
 # ---------------------------------------------------------------------------
@@ -162,7 +191,8 @@ class S4DKernel(nn.Module):
         dtA = A * dt[:, None]
         B, C = torch.view_as_complex(self.B), torch.view_as_complex(self.C)
         CB = C * B * (torch.exp(dtA) - 1.0) / A  # (H, N/2)
-        V = torch.exp(dtA[..., None] * torch.arange(L, dtype=dtA.real.dtype))  # (H, N/2, L)
+        pos = torch.arange(L, dtype=dtA.real.dtype, device=dtA.device)
+        V = torch.exp(dtA[..., None] * pos)  # (H, N/2, L)
         return 2 * torch.einsum("hn,hnl->hl", CB, V).real  # (H, L)
 
 
@@ -211,9 +241,9 @@ class S4Kernel(nn.Module):
 
     def forward(self, L):
         Lambda, P, B, C = (torch.view_as_complex(p) for p in (self.Lambda, self.P, self.B, self.C))
-        key = (L, Lambda.dtype)
+        key = (L, Lambda.dtype, Lambda.device)
         if key not in self._nodes:
-            self._nodes[key] = rfft_nodes(L, Lambda.dtype)
+            self._nodes[key] = tuple(x.to(Lambda.device) for x in rfft_nodes(L, Lambda.dtype))
         omega, z = self._nodes[key]
         dt = torch.exp(self.log_dt)[:, None]  # (H, 1)
         v = torch.stack([B, P])[:, None] * torch.stack([C, P.conj()])[None] * dt  # (2, 2, H, N/2)
@@ -240,7 +270,7 @@ class RTFKernel(nn.Module):
         H, n = self.a.shape
         if L <= n:
             raise ValueError(f"rtf: L must exceed the state size, got L={L}, n={n}")
-        one = torch.ones(H, 1, dtype=self.a.dtype)
+        one = torch.ones(H, 1, dtype=self.a.dtype, device=self.a.device)
         a = F.pad(torch.cat([one, self.a], dim=-1), (0, L - n - 1))  # (H, L)
         b = F.pad(self.b, (1, L - n - 1))  # (H, L)
         return torch.fft.irfft(torch.fft.rfft(b) / torch.fft.rfft(a) + self.h0[:, None], n=L)
@@ -279,7 +309,7 @@ class LSSLKernel(nn.Module):
     def discretize(self):
         N = self.A.size(0)
         dt = torch.exp(self.log_dt)[:, None, None]  # (H, 1, 1)
-        I = torch.eye(N, dtype=self.A.dtype)
+        I = torch.eye(N, dtype=self.A.dtype, device=self.A.device)
         lhs = I - dt / 2 * self.A  # (H, N, N)
         rhs = torch.cat([I + dt / 2 * self.A, dt * self.B[:, None]], dim=-1)  # (H, N, N+1)
         sol = torch.linalg.solve(lhs, rhs)
@@ -301,26 +331,73 @@ def make_layer(name, H, N):
 # Measurement
 
 
-def make_step(layer, u, g):
-    params = list(layer.parameters())
+def make_case(args, what, dev):
+    """(step, leaves) of one case: step runs one forward and the backward of sum(y * g);
+    leaves are the tensors whose gradients it fills. Everything is drawn on the CPU
+    (seed 0: the same layer parameters for layer and kernel), then moved to dev."""
+    torch.manual_seed(0)
+    if what == "fftconv":
+        u = torch.randn(args.B, args.H, args.L).to(dev).requires_grad_()
+        k = torch.randn(args.H, args.L).to(dev).requires_grad_()
+        D = torch.randn(args.H).to(dev).requires_grad_()
+        g = torch.randn(args.B, args.H, args.L).to(dev)
+        leaves = [u, k, D]
+
+        def forward():
+            return fft_conv(u, k) + D[:, None] * u
+    else:
+        layer = make_layer(args.layer, args.H, args.N).to(dev)
+        if what == "layer":
+            u = torch.randn(args.B, args.H, args.L).to(dev).requires_grad_()
+            g = torch.randn(args.B, args.H, args.L).to(dev)
+            leaves = [u] + list(layer.parameters())
+
+            def forward():
+                return layer(u)
+        else:
+            g = torch.randn(args.H, args.L).to(dev)
+            leaves = list(layer.kernel.parameters())
+
+            def forward():
+                return layer.kernel(args.L)
 
     def step():
-        layer(u).backward(g)
-        u.grad = None
-        for p in params:
-            p.grad = None
-    return step
+        forward().backward(g)
+
+    return step, leaves
 
 
-def time_step(step, runs, warmup):
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(runs):
+def time_step(step, leaves, runs, warmup, inner=1, sync=lambda: None):
+    """(per-step milliseconds of runs timed runs, inner): warmup untimed steps first,
+    then runs runs of inner steps each followed by sync(). inner 0: chosen from the
+    last warmup step (at least one), ceil(20 ms / its time) clamped to [1, 32].
+    Gradients are dropped between steps (outside the clock after a run's last)."""
+    def zero():
+        for t in leaves:
+            t.grad = None
+    last = 0.0
+    for _ in range(max(warmup, 1) if inner == 0 else warmup):
+        sync()
         t0 = time.perf_counter()
         step()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
+        sync()
+        last = (time.perf_counter() - t0) * 1e3
+        zero()
+    if inner == 0:
+        inner = int(min(32, max(1, math.ceil(20 / max(last, 1e-3)))))
+
+    def one():
+        sync()
+        t0 = time.perf_counter()
+        for i in range(inner):
+            if i:
+                zero()
+            step()
+        sync()
+        t = (time.perf_counter() - t0) * 1e3 / inner
+        zero()
+        return t
+    return [one() for _ in range(runs)], inner
 
 
 def read_status_kib(field):
@@ -367,27 +444,80 @@ def allocator_peak(step):
     return peak, cur
 
 
+def is_oom(e):
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(e, oom)) or "out of memory" in str(e)
+
+
 def run_bench(args):
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    layer = make_layer(args.layer, args.H, args.N)
-    u = torch.randn(args.B, args.H, args.L, requires_grad=True)
-    g = torch.randn(args.B, args.H, args.L)
-    step = make_step(layer, u, g)
-    out = {"layer": args.layer, "H": args.H, "N": args.N, "L": args.L, "B": args.B,
-           "threads": args.threads, "impl": "pytorch", "torch_version": torch.__version__}
-    if args.memory:
-        rss, rss_method = rss_peak_delta(step)  # first forward+backward of the process
-        peak, end = allocator_peak(step)
-        out.update({"peak_bytes": peak, "end_bytes": end, "peak_rss_bytes": rss,
-                    "method": "torch.profiler profile_memory: peak of allocations minus frees",
-                    "rss_method": rss_method})
-    else:
-        times = time_step(step, args.runs, args.warmup)
-        out.update({"runs_ms": [round(t, 3) for t in times],
-                    "median_ms": sorted(times)[len(times) // 2], "min_ms": min(times),
-                    "runs": args.runs, "warmup": args.warmup})
-    print(json.dumps(out), flush=True)
+    cuda = args.device == "cuda"
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    gpu = torch.cuda.get_device_name() if cuda else ""
+    tf32 = None
+    if cuda:  # exact float32, as ssmkit (cuDNN's convolutions default to TF32)
+        try:
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
+            tf32 = bool(torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32)
+        except Exception as e:  # a torch that refuses the flags: say so in the JSON
+            tf32 = f"could not turn TF32 off: {e}"[:200]
+    for what in args.whats:
+        out = {"what": what, "device": args.device, "gpu": gpu, "H": args.H, "L": args.L,
+               "B": args.B, "threads": args.threads, "dtype": "float32", "impl": "pytorch",
+               "torch_version": torch.__version__}
+        if what != "fftconv":
+            out.update({"layer": args.layer, "N": args.N})
+        if cuda:
+            out["tf32"] = tf32
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        try:
+            step, leaves = make_case(args, what, dev)
+            if args.memory and cuda:
+                step()  # first call: cuFFT plans, allocator growth
+                for t in leaves:
+                    t.grad = None
+                sync()
+                torch.cuda.reset_peak_memory_stats()
+                before = torch.cuda.memory_allocated()
+                step()
+                sync()
+                out.update({"peak_bytes": torch.cuda.max_memory_allocated() - before,
+                            "method": "torch.cuda.max_memory_allocated during the second "
+                                      "step minus memory_allocated before it"})
+            elif args.memory:
+                def step_and_drop():  # gradients dropped inside the measured window
+                    step()
+                    for t in leaves:
+                        t.grad = None
+                # first forward+backward of the process
+                rss, rss_method = rss_peak_delta(step_and_drop)
+                peak, end = allocator_peak(step_and_drop)
+                out.update({"peak_bytes": peak, "end_bytes": end, "peak_rss_bytes": rss,
+                            "method": "torch.profiler profile_memory: peak of allocations "
+                                      "minus frees",
+                            "rss_method": rss_method})
+            else:
+                load_before = os.getloadavg()[0]
+                times, inner = time_step(step, leaves, args.runs, args.warmup, args.inner, sync)
+                out.update({"inner": inner, "runs_ms": [round(t, 4) for t in times],
+                            "median_ms": sorted(times)[len(times) // 2], "min_ms": min(times),
+                            "runs": args.runs, "warmup": args.warmup,
+                            "loadavg_1min": [round(load_before, 2),
+                                             round(os.getloadavg()[0], 2)]})
+                if cuda:
+                    out["peak_gpu_memory_gib"] = round(
+                        torch.cuda.max_memory_allocated() / 2**30, 3)
+        except RuntimeError as e:
+            if not (cuda and is_oom(e)):
+                raise
+            print(json.dumps(dict(out, error=f"CUDA out of memory: {str(e)[:300]}")),
+                  flush=True)
+            sys.exit(3)
+        print(json.dumps(out), flush=True)
+        step = leaves = None  # the next case starts from an empty cache
 
 
 # ---------------------------------------------------------------------------
@@ -520,6 +650,8 @@ def selftest():
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--layer", choices=LAYERS)
+    p.add_argument("--what", default="layer",
+                   help="layer, kernel, fftconv, or a comma-separated list of them")
     p.add_argument("--H", type=int, default=128)
     p.add_argument("--N", type=int, default=64)
     p.add_argument("--L", type=int, default=1024)
@@ -527,16 +659,33 @@ def main():
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--inner", type=int, default=1,
+                   help="steps per timed run, one synchronize per run (0: auto)")
     p.add_argument("--memory", action="store_true",
                    help="peak memory of one forward+backward instead of timings")
     p.add_argument("--selftest", action="store_true")
     args = p.parse_args()
     if args.selftest:
         sys.exit(selftest())
-    if args.layer is None:
-        p.error("--layer is required (or --selftest)")
+    args.whats = [w for w in args.what.split(",") if w]
+    if not args.whats or any(w not in WHATS for w in args.whats):
+        p.error(f"--what takes {', '.join(WHATS)} or a comma-separated list, got {args.what!r}")
+    if args.layer is None and any(w != "fftconv" for w in args.whats):
+        p.error("--layer is required (or --selftest, or --what fftconv)")
+    if args.memory and len(args.whats) > 1:
+        p.error("--memory measures one --what per process")
     if args.N % 2 or args.N < 2:
         p.error(f"--N must be even and positive, got {args.N}")
+    bad = [f"--{k} {getattr(args, k)}" for k in ("H", "L", "B", "runs", "threads")
+           if getattr(args, k) < 1]
+    if bad or args.warmup < 0 or args.inner < 0:
+        p.error(f"sizes, --runs and --threads must be positive, --warmup and --inner >= 0; "
+                f"got {' '.join(bad)} --warmup {args.warmup} --inner {args.inner}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print(f"ssm_torch.py: --device cuda, but torch {torch.__version__} sees no CUDA GPU",
+              file=sys.stderr)
+        sys.exit(2)
     run_bench(args)
 
 

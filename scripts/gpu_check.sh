@@ -11,6 +11,8 @@
 #   racecheck  compute-sanitizer racecheck over the parity suite
 #   scan       the selective-scan benchmark (bench/run_mamba.py --sweep) against
 #              PyTorch's loop and parallel scans
+#   s4         the S4D / S4 layer, kernel and FFT-convolution benchmark
+#              (bench/run_ssm.py --sweep) against PyTorch (torch.fft)
 #   profile    Nsight Compute kernel times of one bench_ops step per op
 #              (SSM_GPU_PROFILE_OPS, at SSM_GPU_PROFILE_ROWS rows): which
 #              kernels a step launches and how long each takes
@@ -24,7 +26,7 @@ logs=/tmp/ssm_gpu_logs
 rm -rf "$logs"
 mkdir -p "$logs"
 trap 'tar czf "$out/logs.tgz" -C /tmp ssm_gpu_logs' EXIT
-stages=${SSM_GPU_STAGES:-bench,scan,tests,memcheck,racecheck,profile}
+stages=${SSM_GPU_STAGES:-bench,scan,s4,tests,memcheck,racecheck,profile}
 has_stage() { [[ ",$stages," == *",$1,"* ]]; }
 summary() { echo "gpu_check: $*" | tee -a "$out/summary.txt"; }
 t0=$SECONDS
@@ -118,6 +120,13 @@ if has_stage scan; then
     --sweep --threads 8 --deadline 200 --out "$out/mamba_cuda.json" > "$logs/scan_bench.log" 2>&1
   summary "scan bench rc=$? in $((SECONDS - t0)) s"
   tail -30 "$logs/scan_bench.log"
+fi
+if has_stage s4; then
+  t0=$SECONDS
+  timeout "${SSM_GPU_LIMIT_S4:-270}" python3 bench/run_ssm.py --build "$bdir" --device cuda \
+    --sweep --out "$out/ssm_cuda.json" > "$logs/s4_bench.log" 2>&1
+  summary "s4 bench rc=$? in $((SECONDS - t0)) s"
+  tail -30 "$logs/s4_bench.log"
 fi
 if has_stage profile; then
   t0=$SECONDS
