@@ -129,17 +129,18 @@ Tensor SequenceClassifier::encode(const Tensor& x) const {
   return token_encoder_ ? token_encoder_->forward(x) : linear_encoder_->forward(x);
 }
 
-Tensor SequenceClassifier::pool(const Tensor& h, const Tensor& lengths) const {
+Tensor pool_positions(const Tensor& h, const Tensor& lengths, bool mean_pool, const char* op) {
   const std::int64_t B = h.size(0), L = h.size(1), D = h.size(2);
-  const bool mean_pool = config_.pooling == "mean";
   if (!lengths.defined()) {
     if (mean_pool) return mean(h, {1});         // (B, D)
     return squeeze(narrow(h, 1, L - 1, 1), 1);  // (B, D)
   }
-  const auto len = lengths.to_vector<std::int64_t>();
+  const auto len = lengths.to(DType::Int64).to_vector<std::int64_t>();
+  SSM_CHECK(static_cast<std::int64_t>(len.size()) == B, op, "expected lengths (", B, "), got ",
+            lengths.desc());
   for (std::int64_t b = 0; b < B; ++b) {
-    SSM_CHECK(len[b] >= 1 && len[b] <= L, name_.c_str(), "lengths[", b, "] = ", len[b],
-              " lies outside [1, ", L, "]");
+    SSM_CHECK(len[b] >= 1 && len[b] <= L, op, "lengths[", b, "] = ", len[b], " lies outside [1, ",
+              L, "]");
   }
   if (mean_pool) {
     // A weight 1/length on each valid position, 0 on padding.
@@ -160,6 +161,18 @@ Tensor SequenceClassifier::pool(const Tensor& h, const Tensor& lengths) const {
   const Tensor idx =
       Tensor::from_vector(index, {B, 1, D}, DType::Int64).to(h.device());  // (B, 1, D)
   return squeeze(gather(h, 1, idx), 1);                                    // (B, D)
+}
+
+void require_unpadded(const Tensor& lengths, std::int64_t L, const char* op) {
+  if (!lengths.defined()) return;
+  for (const std::int64_t len : lengths.to(DType::Int64).to_vector<std::int64_t>()) {
+    SSM_CHECK(len == L, op, "per-position outputs need unpadded sequences (every length ", L,
+              "), got ", len);
+  }
+}
+
+Tensor SequenceClassifier::pool(const Tensor& h, const Tensor& lengths) const {
+  return pool_positions(h, lengths, config_.pooling == "mean", name_.c_str());
 }
 
 Tensor SequenceClassifier::features(const Tensor& x, const Tensor& lengths) {
@@ -192,12 +205,7 @@ Tensor SequenceClassifier::forward_outputs(const Tensor& x, const Tensor& length
   const std::int64_t L = x.size(1);
   SSM_CHECK(n >= 1 && n <= L, name_.c_str(), "expected 1 <= outputs <= sequence length ", L,
             ", got ", n);
-  if (lengths.defined()) {
-    for (const std::int64_t len : lengths.to(DType::Int64).to_vector<std::int64_t>()) {
-      SSM_CHECK(len == L, name_.c_str(),
-                "per-position outputs need unpadded sequences (every length ", L, "), got ", len);
-    }
-  }
+  require_unpadded(lengths, L, name_.c_str());
   Tensor h = encode(x);  // (B, L, D)
   for (const auto& block : *blocks_) h = block->forward(h, Tensor());
   h = norm_f_->forward(narrow(h, 1, L - n, n));  // (B, n, D)

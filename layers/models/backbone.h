@@ -95,6 +95,14 @@ class ResidualBlock : public Module {
   bool prenorm_;
 };
 
+// Pooling over positions, padding excluded: h (B, L, D) with lengths (B) in
+// [1, L] (or undefined: every position) -> (B, D), the mean over positions
+// < lengths[b] (mean_pool) or h at position lengths[b] - 1. op names errors.
+Tensor pool_positions(const Tensor& h, const Tensor& lengths, bool mean_pool, const char* op);
+// Throws "[op] per-position outputs need unpadded sequences" unless every
+// length is L (undefined lengths pass).
+void require_unpadded(const Tensor& lengths, std::int64_t L, const char* op);
+
 // Throws ssm::Error "[<name>] ..." unless the config and io are in range:
 // d_model, n_layers, d_state >= 1, dropout in [0, 1) (and a dropout generator
 // when it is > 0), norm layer | rms, pooling mean | last, expand > 0,

@@ -100,31 +100,14 @@ class MambaLM : public Model {
   }
 
   Tensor forward(const Tensor& x, const Tensor& lengths) override {
-    const Tensor all = logits(x);  // (B, L, V)
-    const std::int64_t B = x.size(0), L = x.size(1);
-    if (!lengths.defined()) return squeeze(narrow(all, 1, L - 1, 1), 1);  // (B, V)
-    const auto len = lengths.to(DType::Int64).to_vector<std::int64_t>();
-    SSM_CHECK(static_cast<std::int64_t>(len.size()) == B, kName, "expected lengths (", B, ")");
-    const std::int64_t V = all.size(2);
-    std::vector<std::int64_t> index(static_cast<std::size_t>(B * V));
-    for (std::int64_t b = 0; b < B; ++b) {
-      SSM_CHECK(len[b] >= 1 && len[b] <= L, kName, "lengths[", b, "] = ", len[b],
-                " lies outside [1, ", L, "]");
-      for (std::int64_t v = 0; v < V; ++v) index[b * V + v] = len[b] - 1;
-    }
-    const Tensor idx = Tensor::from_vector(index, {B, 1, V}, DType::Int64).to(all.device());
-    return squeeze(gather(all, 1, idx), 1);  // (B, V)
+    // The next-token logits at each sequence's last valid position.
+    return pool_positions(logits(x), lengths, false, kName);  // (B, V)
   }
 
   Tensor forward_outputs(const Tensor& x, const Tensor& lengths, std::int64_t n) override {
     const std::int64_t L = x.size(1);
     SSM_CHECK(n >= 1 && n <= L, kName, "expected 1 <= outputs <= sequence length ", L, ", got ", n);
-    if (lengths.defined()) {
-      for (const std::int64_t len : lengths.to(DType::Int64).to_vector<std::int64_t>()) {
-        SSM_CHECK(len == L, kName, "per-position outputs need unpadded sequences (every length ", L,
-                  "), got ", len);
-      }
-    }
+    require_unpadded(lengths, L, kName);
     return narrow(logits(x), 1, L - n, n);  // (B, n, V)
   }
 

@@ -139,27 +139,11 @@ class S4DExample : public Model {
       x = add(z, x);
       if (!config_.prenorm) x = norm(i, x);
     }
-    const Tensor h = transpose(x, 1, 2);                    // (B, L, H)
-    return decoder_->forward(mean_over_valid(h, lengths));  // (B, C)
+    const Tensor h = transpose(x, 1, 2);                                // (B, L, H)
+    return decoder_->forward(pool_positions(h, lengths, true, kName));  // (B, C)
   }
 
  private:
-  // The mean over positions < lengths[b] (every position without lengths).
-  static Tensor mean_over_valid(const Tensor& h, const Tensor& lengths) {  // (B, L, H) -> (B, H)
-    if (!lengths.defined()) return mean(h, {1});
-    const std::int64_t B = h.size(0), L = h.size(1);
-    const auto len = lengths.to(DType::Int64).to_vector<std::int64_t>();
-    SSM_CHECK(static_cast<std::int64_t>(len.size()) == B, kName, "expected lengths (", B, ")");
-    std::vector<double> w(static_cast<std::size_t>(B * L), 0.0);
-    for (std::int64_t b = 0; b < B; ++b) {
-      SSM_CHECK(len[b] >= 1 && len[b] <= L, kName, "lengths[", b, "] = ", len[b],
-                " lies outside [1, ", L, "]");
-      for (std::int64_t t = 0; t < len[b]; ++t) w[b * L + t] = 1.0 / static_cast<double>(len[b]);
-    }
-    const Tensor weights = Tensor::from_vector(w, {B, L, 1}, h.dtype()).to(h.device());
-    return sum(mul(h, weights), {1});
-  }
-
   ModelConfig config_;
   ModelIO io_;
   std::shared_ptr<Linear> encoder_;
